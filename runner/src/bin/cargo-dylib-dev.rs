@@ -1,0 +1,13 @@
+//! `cargo dylib-dev ...`: cargo runs `cargo-dylib-dev dylib-dev ...`; drop that first argument.
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "dylib-dev") {
+        args.remove(1);
+    }
+    let cli = dylib_dev::cli::Cli::parse_from(args);
+    dylib_dev::logging::init(cli.global.verbose, cli.global.quiet);
+    dylib_dev::cli::exit_code(dylib_dev::cli::run(cli))
+}

@@ -1,0 +1,1 @@
+//! Invoking cargo and reading its JSON messages.

@@ -1,0 +1,144 @@
+//! The command line: clap definitions and dispatch to the library's commands.
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Hot-reload development runner for Rust.
+#[derive(Debug, Parser)]
+#[command(name = "dylib-dev", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More log output (-v debug, -vv trace); `DYLIB_DEV_LOG` overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+/// Which package of which workspace, named as cargo names it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PackageArgs {
+    /// Path to Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Package to work on (default: the package in the current directory, or the only one).
+    #[arg(short, long, value_name = "SPEC")]
+    pub package: Option<String>,
+}
+
+/// Build flags passed through to cargo.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub package: PackageArgs,
+    /// Space or comma separated features to activate (besides `dynamic`).
+    #[arg(short = 'F', long, value_name = "FEATURES")]
+    pub features: Vec<String>,
+    /// Build with the release profile.
+    #[arg(long)]
+    pub release: bool,
+    /// Name of the bin target to build or run.
+    #[arg(long, value_name = "NAME")]
+    pub bin: Option<String>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Wrap heavy dependencies into one `<package>-deps` dylib, linked behind the `dynamic` feature.
+    Wrap(WrapArgs),
+    /// Undo `wrap`: restore every touched file and remove the generated crate.
+    Unwrap(UnwrapArgs),
+    /// Build the package in dynamic mode (the `dynamic` feature, `-C prefer-dynamic`, own target dir).
+    Build(BuildArgs),
+    /// Build in dynamic mode and run the binary with the library search path set.
+    Run(RunArgs),
+    /// Report the toolchain, linker and what a dynamic build needs.
+    Doctor(DoctorArgs),
+}
+
+/// Arguments of `wrap`.
+#[derive(Debug, Args)]
+pub struct WrapArgs {
+    #[command(flatten)]
+    pub package: PackageArgs,
+    /// Dependencies to wrap, by the name in `[dependencies]` (or the package name of a rename).
+    #[arg(value_name = "CRATE")]
+    pub crates: Vec<String>,
+    /// Choose the heavy direct dependencies automatically and say why.
+    #[arg(long)]
+    pub auto: bool,
+    /// With --auto: wrap a dependency whose crate graph has at least this much Rust source (KiB).
+    #[arg(long, value_name = "KIB", default_value_t = crate::heavy::DEFAULT_MIN_SOURCE_KIB, requires = "auto")]
+    pub min_source_kib: u64,
+    /// Show what would change, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `unwrap`.
+#[derive(Debug, Args)]
+pub struct UnwrapArgs {
+    #[command(flatten)]
+    pub package: PackageArgs,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Arguments for the program.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<std::ffi::OsString>,
+}
+
+/// Arguments of `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub package: PackageArgs,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let quiet = cli.global.quiet;
+    match cli.command {
+        Command::Wrap(args) => crate::wrap::command(&args, quiet),
+        Command::Unwrap(args) => crate::unwrap::command(&args, quiet),
+        Command::Build(args) => crate::dynamic::build_command(&args),
+        Command::Run(args) => crate::dynamic::run_command(&args),
+        Command::Doctor(args) => crate::doctor::command(&args),
+    }
+}
+
+/// Prints an error chain the way cargo does and turns the result into an exit code.
+pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            crate::ui::error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,19 @@
+//! dylib-dev: a hot-reload development runner for Rust.
+//!
+//! The binary is a thin shell over this library: [`cli`] parses and dispatches, every other module
+//! holds one responsibility.
+
+pub mod cli;
+pub mod doctor;
+pub mod dynamic;
+pub mod fsutil;
+pub mod heavy;
+pub mod logging;
+pub mod manifest;
+pub mod project;
+pub mod record;
+pub mod source_edit;
+pub mod ui;
+pub mod unwrap;
+pub mod wrap;
+pub mod cargo;
