@@ -1,0 +1,146 @@
+//! Shared end-to-end test helpers: fixture copies in temp dirs and the real `dylib-dev` binary.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root (fixtures live in `tests/fixtures`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// One target dir shared by every fixture build of every test, so registry crates compile once.
+pub fn shared_target_dir() -> PathBuf {
+    std::env::var_os("DYLIB_DEV_E2E_TARGET")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target").join("e2e"))
+}
+
+/// A fixture project copied into its own temp dir.
+pub struct Fixture {
+    /// Keeps the temp dir alive.
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// Copies `tests/fixtures/<name>` into a fresh temp dir.
+    pub fn copy(name: &str) -> Fixture {
+        let src = repo_root().join("tests/fixtures").join(name);
+        assert!(src.is_dir(), "no fixture at {}", src.display());
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("dylib-dev-{name}-"))
+            .tempdir()
+            .unwrap();
+        copy_tree(&src, dir.path());
+        Fixture { dir }
+    }
+
+    /// The project's root.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path inside the project.
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Reads a file of the project.
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    /// Writes a file of the project.
+    pub fn write(&self, rel: &str, contents: &str) {
+        std::fs::write(self.join(rel), contents).unwrap_or_else(|e| panic!("write {rel}: {e}"));
+    }
+
+    /// `dylib-dev` with the project as working directory and the shared target dir.
+    pub fn dylib_dev(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("dylib-dev").unwrap();
+        cmd.current_dir(self.path())
+            .env("CARGO_TARGET_DIR", shared_target_dir())
+            .env_remove("DYLIB_DEV_LOG")
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    /// `cargo` with the project as working directory and the shared target dir.
+    pub fn cargo(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(self.path())
+            .env("CARGO_TARGET_DIR", shared_target_dir())
+            .env_remove("RUSTFLAGS");
+        cmd
+    }
+
+    /// Every file below the root except build output, with its bytes.
+    pub fn tree(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        walk(self.path(), self.path(), &mut out);
+        out
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        if entry.file_name() == "target" {
+            continue;
+        }
+        let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        if entry.file_type().unwrap().is_dir() {
+            out.insert(format!("{rel}/"), Vec::new());
+            walk(root, &path, out);
+        } else {
+            out.insert(rel, std::fs::read(&path).unwrap());
+        }
+    }
+}
+
+/// Asserts two trees are identical, naming the first difference.
+pub fn assert_same_tree(before: &BTreeMap<String, Vec<u8>>, after: &BTreeMap<String, Vec<u8>>) {
+    for (path, bytes) in before {
+        match after.get(path) {
+            None => panic!("{path} is missing"),
+            Some(now) if now != bytes => panic!(
+                "{path} differs:\n--- before\n{}\n--- after\n{}",
+                String::from_utf8_lossy(bytes),
+                String::from_utf8_lossy(now)
+            ),
+            _ => {}
+        }
+    }
+    for path in after.keys() {
+        assert!(before.contains_key(path), "{path} was left behind");
+    }
+}
+
+/// Copies a directory tree (skipping `target/`).
+pub fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == "target" {
+            continue;
+        }
+        let to = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+}
+
+/// Output of a finished command as text, for assertion messages.
+pub fn text(output: &std::process::Output) -> String {
+    format!(
+        "status: {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
