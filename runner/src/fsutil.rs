@@ -6,7 +6,10 @@ use std::path::Path;
 ///
 /// A crash leaves either the old file or the new one, never a torn mix.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".dylib-dev-")
         .suffix(".tmp")

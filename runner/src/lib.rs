@@ -3,6 +3,7 @@
 //! The binary is a thin shell over this library: [`cli`] parses and dispatches, every other module
 //! holds one responsibility.
 
+pub mod cargo;
 pub mod cli;
 pub mod doctor;
 pub mod dynamic;
@@ -16,4 +17,3 @@ pub mod source_edit;
 pub mod ui;
 pub mod unwrap;
 pub mod wrap;
-pub mod cargo;

@@ -9,7 +9,8 @@ pub fn init(verbose: u8, quiet: bool) {
         (false, 1) => "dylib_dev=debug,info",
         (false, _) => "trace",
     };
-    let filter = EnvFilter::try_from_env("DYLIB_DEV_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter =
+        EnvFilter::try_from_env("DYLIB_DEV_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
     /// No manifest where one was looked for.
-    #[error("could not find `Cargo.toml` in `{0}` or any parent directory\n  help: run dylib-dev inside a Cargo project, or pass --manifest-path <path/to/Cargo.toml>")]
+    #[error(
+        "could not find `Cargo.toml` in `{0}` or any parent directory\n  help: run dylib-dev inside a Cargo project, or pass --manifest-path <path/to/Cargo.toml>"
+    )]
     NoManifest(PathBuf),
     /// `--manifest-path` names something that is not a manifest.
     #[error("manifest path `{0}` does not exist\n  help: pass the path of an existing Cargo.toml")]
@@ -24,10 +26,18 @@ pub enum ProjectError {
     #[error("`cargo metadata` failed for `{path}`:\n{stderr}")]
     Metadata { path: PathBuf, stderr: String },
     /// `-p` names no member.
-    #[error("package `{name}` is not a member of the workspace at `{root}`\n  help: members are: {members}")]
-    NotAMember { name: String, root: Utf8PathBuf, members: String },
+    #[error(
+        "package `{name}` is not a member of the workspace at `{root}`\n  help: members are: {members}"
+    )]
+    NotAMember {
+        name: String,
+        root: Utf8PathBuf,
+        members: String,
+    },
     /// A virtual workspace with several members and no `-p`.
-    #[error("`{root}/Cargo.toml` is a workspace with several packages; pick one with -p <name>\n  help: members are: {members}")]
+    #[error(
+        "`{root}/Cargo.toml` is a workspace with several packages; pick one with -p <name>\n  help: members are: {members}"
+    )]
     Ambiguous { root: Utf8PathBuf, members: String },
 }
 
@@ -51,7 +61,10 @@ impl Project {
         manifest::Manifest::read(&manifest_path)?;
         let mut cmd = MetadataCommand::new();
         cmd.manifest_path(&manifest_path);
-        if !with_deps {
+        if with_deps {
+            // Optional dependencies must be in the graph too: they can be wrapped.
+            cmd.features(cargo_metadata::CargoOpt::AllFeatures);
+        } else {
             cmd.no_deps();
         }
         let metadata = cmd.exec().map_err(|err| ProjectError::Metadata {
@@ -62,7 +75,10 @@ impl Project {
             },
         })?;
         let package_id = select_package(&metadata, &manifest_path, args.package.as_deref())?;
-        Ok(Project { metadata, package_id })
+        Ok(Project {
+            metadata,
+            package_id,
+        })
     }
 
     /// The selected package.
@@ -92,7 +108,10 @@ impl Project {
 
     /// The package in the workspace with this name, if any.
     pub fn member(&self, name: &str) -> Option<&Package> {
-        self.metadata.workspace_packages().into_iter().find(|p| p.name.as_str() == name)
+        self.metadata
+            .workspace_packages()
+            .into_iter()
+            .find(|p| p.name.as_str() == name)
     }
 }
 
@@ -112,7 +131,11 @@ pub fn locate_manifest(explicit: Option<&Path>) -> Result<PathBuf, ProjectError>
 }
 
 fn member_list(metadata: &Metadata) -> String {
-    let mut names: Vec<&str> = metadata.workspace_packages().iter().map(|p| p.name.as_str()).collect();
+    let mut names: Vec<&str> = metadata
+        .workspace_packages()
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
     names.sort_unstable();
     names.join(", ")
 }
@@ -134,9 +157,14 @@ fn select_package(
                 members: member_list(metadata),
             });
     }
-    let canonical = manifest_path.canonicalize().unwrap_or_else(|_| manifest_path.to_path_buf());
+    let canonical = manifest_path
+        .canonicalize()
+        .unwrap_or_else(|_| manifest_path.to_path_buf());
     if let Some(pkg) = members.iter().find(|p| {
-        p.manifest_path.as_std_path().canonicalize().is_ok_and(|m| m == canonical)
+        p.manifest_path
+            .as_std_path()
+            .canonicalize()
+            .is_ok_and(|m| m == canonical)
     }) {
         return Ok(pkg.id.clone());
     }

@@ -1,7 +1,235 @@
-//! `dylib-dev unwrap`.
+//! `dylib-dev unwrap`: restore every file `wrap` touched, byte for byte, and remove what it generated.
+//!
+//! A file nobody edited since `wrap` gets its original bytes back from the record. A file the user
+//! edited since keeps their edit: only dylib-dev's own additions are taken out.
+use crate::cli::UnwrapArgs;
+use crate::manifest::Manifest;
+use crate::project::Project;
+use crate::record::{RECORD_FILE, Record, TouchedFile};
+use crate::wrap::{FEATURE, Layout};
+use crate::{fsutil, source_edit, ui};
+use anyhow::Context;
+use std::path::Path;
 use std::process::ExitCode;
+use toml_edit::{DocumentMut, Item};
+
+/// `unwrap` found nothing to undo.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{package}` is not wrapped: there is no `{record}`\n  help: nothing to undo; `dylib-dev wrap <crate>` wraps dependencies"
+)]
+pub struct NotWrapped {
+    package: String,
+    record: String,
+}
 
 /// Runs `dylib-dev unwrap`.
-pub fn command(_args: &crate::cli::UnwrapArgs, _quiet: bool) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("unwrap: in progress")
+pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let project = Project::load(&args.package, false)?;
+    let layout = Layout::of(&project);
+    let Some(record) = Record::load(&layout.deps_dir)? else {
+        return Err(NotWrapped {
+            package: layout.package.clone(),
+            record: layout
+                .rel(&layout.deps_dir.join(RECORD_FILE))
+                .display()
+                .to_string(),
+        }
+        .into());
+    };
+    let mut restored = Vec::new();
+    let mut kept = Vec::new();
+    for touched in &record.touched {
+        let path = layout.workspace_root.join(&touched.path);
+        match restore(&path, touched, &layout)? {
+            Outcome::Unchanged => {}
+            Outcome::Restored => restored.push(touched.path.display().to_string()),
+            Outcome::KeptUserEdits => kept.push(touched.path.display().to_string()),
+        }
+    }
+    let leftovers = remove_generated(&layout, &record)?;
+    settle_lockfile(&layout, &record);
+    if !quiet {
+        ui::status(
+            "Unwrapped",
+            format!(
+                "`{}`: removed `{}`",
+                layout.package,
+                layout.rel(&layout.deps_dir).display()
+            ),
+        );
+        if !restored.is_empty() {
+            ui::status("Restored", restored.join(", "));
+        }
+        for file in &kept {
+            ui::warn(format!(
+                "`{file}` was edited after `wrap`: kept your edits and removed only dylib-dev's lines"
+            ));
+        }
+        for file in &leftovers {
+            ui::warn(format!(
+                "`{file}` was edited or added after `wrap`: left it in place"
+            ));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+enum Outcome {
+    Unchanged,
+    Restored,
+    KeptUserEdits,
+}
+
+fn restore(path: &Path, touched: &TouchedFile, layout: &Layout) -> anyhow::Result<Outcome> {
+    let current = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        // Deleted by the user since: that is their edit; nothing of ours remains to remove.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Outcome::Unchanged),
+        Err(e) => return Err(e).with_context(|| format!("failed to read `{}`", path.display())),
+    };
+    if current == touched.original {
+        return Ok(Outcome::Unchanged);
+    }
+    let write = |text: &str| {
+        fsutil::write_atomic(path, text.as_bytes())
+            .with_context(|| format!("failed to write `{}`", path.display()))
+    };
+    if current == touched.ours {
+        write(&touched.original)?;
+        return Ok(Outcome::Restored);
+    }
+    let surgical = if path.extension().is_some_and(|e| e == "toml") {
+        let mut manifest = Manifest::parse(path, current.clone())?;
+        remove_manifest_additions(&mut manifest.doc, layout, &touched.original);
+        manifest.render()
+    } else {
+        source_edit::remove(&current, &layout.deps_lib).unwrap_or_else(|| current.clone())
+    };
+    if surgical == touched.original {
+        write(&surgical)?;
+        return Ok(Outcome::Restored);
+    }
+    if surgical != current {
+        write(&surgical)?;
+    }
+    Ok(Outcome::KeptUserEdits)
+}
+
+/// Takes dylib-dev's additions out of a manifest the user has edited since `wrap`.
+fn remove_manifest_additions(doc: &mut DocumentMut, layout: &Layout, original: &str) {
+    let ours = format!("dep:{}", layout.deps_crate);
+    let forward = format!("{}?/", layout.deps_crate);
+    if let Some(deps) = doc
+        .get_mut("dependencies")
+        .and_then(Item::as_table_like_mut)
+    {
+        deps.remove(&layout.deps_crate);
+    }
+    if let Some(features) = doc.get_mut("features").and_then(Item::as_table_like_mut) {
+        let only_ours = features
+            .get(FEATURE)
+            .and_then(Item::as_array)
+            .is_some_and(|a| a.iter().all(|v| v.as_str() == Some(&ours)));
+        if only_ours {
+            features.remove(FEATURE);
+        }
+        for (_, value) in features.iter_mut() {
+            if let Some(array) = value.as_array_mut() {
+                array.retain(|v| {
+                    !v.as_str()
+                        .is_some_and(|s| s.starts_with(&forward) || s == ours)
+                });
+            }
+        }
+    }
+    let had_workspace = original
+        .parse::<DocumentMut>()
+        .is_ok_and(|d| d.contains_key("workspace"));
+    let rel = crate::wrap::relative_path(&layout.deps_dir, &layout.workspace_root)
+        .to_string_lossy()
+        .replace('\\', "/");
+    if let Some(workspace) = doc.get_mut("workspace").and_then(Item::as_table_like_mut) {
+        if let Some(members) = workspace.get_mut("members").and_then(Item::as_array_mut) {
+            members.retain(|v| v.as_str() != Some(rel.as_str()));
+        }
+        let empty = workspace
+            .iter()
+            .all(|(k, v)| k == "members" && v.as_array().is_some_and(|a| a.is_empty()));
+        if empty && !had_workspace {
+            doc.remove("workspace");
+        }
+    }
+}
+
+/// Removes the generated files that still hold what `wrap` wrote; returns those left in place.
+fn remove_generated(layout: &Layout, record: &Record) -> anyhow::Result<Vec<String>> {
+    let mut left = Vec::new();
+    for rel in &record.generated {
+        let path = layout.workspace_root.join(rel);
+        let Ok(current) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if !current.starts_with("# Generated by `dylib-dev wrap`")
+            && !current.starts_with("//! Generated by `dylib-dev wrap`")
+        {
+            left.push(rel.display().to_string());
+            continue;
+        }
+        std::fs::remove_file(&path)
+            .with_context(|| format!("failed to remove `{}`", path.display()))?;
+    }
+    let record_path = layout.deps_dir.join(RECORD_FILE);
+    std::fs::remove_file(&record_path)
+        .with_context(|| format!("failed to remove `{}`", record_path.display()))?;
+    // Only empty directories go; anything the user put there stays.
+    for dir in [layout.deps_dir.join("src"), layout.deps_dir.clone()] {
+        if std::fs::remove_dir(&dir).is_err() && dir.exists() {
+            left.push(format!("{}/", layout.rel(&dir).display()));
+        }
+    }
+    Ok(left)
+}
+
+/// Brings `Cargo.lock` back to what the unwrapped project resolves to.
+///
+/// cargo added the generated crate to the lock file; a resolve of the restored manifests drops
+/// it again and keeps every other locked version, so the file matches its state before `wrap`.
+fn settle_lockfile(layout: &Layout, record: &Record) {
+    let lock = layout.workspace_root.join("Cargo.lock");
+    let Ok(text) = std::fs::read_to_string(&lock) else {
+        return;
+    };
+    if !record.lockfile_existed {
+        if let Err(e) = std::fs::remove_file(&lock) {
+            ui::warn(format!(
+                "could not remove `{}` (it did not exist before `wrap`): {e}",
+                lock.display()
+            ));
+        }
+        return;
+    }
+    if !text.contains(&format!("name = \"{}\"", layout.deps_crate)) {
+        return;
+    }
+    let manifest = layout.workspace_root.join("Cargo.toml");
+    let resolve = |offline: bool| {
+        let mut cmd =
+            std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.args(["metadata", "--format-version", "1", "--manifest-path"])
+            .arg(&manifest);
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd.status().is_ok_and(|s| s.success())
+    };
+    if !resolve(true) && !resolve(false) {
+        ui::warn(format!(
+            "`{}` still lists `{}`; the next cargo command removes it",
+            lock.display(),
+            layout.deps_crate
+        ));
+    }
 }
