@@ -176,3 +176,21 @@ fn select_package(
         }),
     }
 }
+
+/// Lets cargo bring `Cargo.lock` in line with the manifests (offline first), keeping every
+/// other locked version; `false` if cargo could not resolve.
+pub fn settle_lockfile(root_manifest: &Path) -> bool {
+    let resolve = |offline: bool| {
+        let mut cmd =
+            std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.args(["metadata", "--format-version", "1", "--manifest-path"])
+            .arg(root_manifest);
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd.status().is_ok_and(|s| s.success())
+    };
+    resolve(true) || resolve(false)
+}

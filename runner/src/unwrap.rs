@@ -48,7 +48,7 @@ pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         }
     }
     let leftovers = remove_generated(&layout, &record)?;
-    settle_lockfile(&layout, &record);
+    restore_lockfile(&layout, &record);
     if !quiet {
         ui::status(
             "Unwrapped",
@@ -143,9 +143,8 @@ fn remove_manifest_additions(doc: &mut DocumentMut, layout: &Layout, original: &
             }
         }
     }
-    let had_workspace = original
-        .parse::<DocumentMut>()
-        .is_ok_and(|d| d.contains_key("workspace"));
+    let original = original.parse::<DocumentMut>().ok();
+    let had = |table: &str| original.as_ref().is_none_or(|d| d.contains_key(table));
     let rel = crate::wrap::relative_path(&layout.deps_dir, &layout.workspace_root)
         .to_string_lossy()
         .replace('\\', "/");
@@ -156,8 +155,18 @@ fn remove_manifest_additions(doc: &mut DocumentMut, layout: &Layout, original: &
         let empty = workspace
             .iter()
             .all(|(k, v)| k == "members" && v.as_array().is_some_and(|a| a.is_empty()));
-        if empty && !had_workspace {
+        if empty && !had("workspace") {
             doc.remove("workspace");
+        }
+    }
+    // Tables `wrap` created and that hold nothing now.
+    for table in ["features", "dependencies"] {
+        let empty = doc
+            .get(table)
+            .and_then(Item::as_table_like)
+            .is_some_and(|t| t.is_empty());
+        if empty && !had(table) {
+            doc.remove(table);
         }
     }
 }
@@ -195,7 +204,7 @@ fn remove_generated(layout: &Layout, record: &Record) -> anyhow::Result<Vec<Stri
 ///
 /// cargo added the generated crate to the lock file; a resolve of the restored manifests drops
 /// it again and keeps every other locked version, so the file matches its state before `wrap`.
-fn settle_lockfile(layout: &Layout, record: &Record) {
+fn restore_lockfile(layout: &Layout, record: &Record) {
     let lock = layout.workspace_root.join("Cargo.lock");
     let Ok(text) = std::fs::read_to_string(&lock) else {
         return;
@@ -212,20 +221,7 @@ fn settle_lockfile(layout: &Layout, record: &Record) {
     if !text.contains(&format!("name = \"{}\"", layout.deps_crate)) {
         return;
     }
-    let manifest = layout.workspace_root.join("Cargo.toml");
-    let resolve = |offline: bool| {
-        let mut cmd =
-            std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        cmd.args(["metadata", "--format-version", "1", "--manifest-path"])
-            .arg(&manifest);
-        if offline {
-            cmd.arg("--offline");
-        }
-        cmd.stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        cmd.status().is_ok_and(|s| s.success())
-    };
-    if !resolve(true) && !resolve(false) {
+    if !crate::project::settle_lockfile(&layout.workspace_root.join("Cargo.toml")) {
         ui::warn(format!(
             "`{}` still lists `{}`; the next cargo command removes it",
             lock.display(),

@@ -323,6 +323,13 @@ fn plan_and_apply(
         return Ok(ExitCode::SUCCESS);
     }
     plan.apply()?;
+    // cargo would add the new crate to Cargo.lock on its next run; do it now, so that a second
+    // `wrap` finds nothing to change and `unwrap` knows exactly what to take back out.
+    if lockfile_existed
+        && !crate::project::settle_lockfile(&plan.layout.workspace_root.join("Cargo.toml"))
+    {
+        ui::warn("could not update Cargo.lock; the next cargo command will");
+    }
     if !quiet {
         ui::status(
             "Wrapped",

@@ -7,7 +7,10 @@ use std::process::Command;
 
 /// The repository root (fixtures live in `tests/fixtures`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// One target dir shared by every fixture build of every test, so registry crates compile once.
@@ -90,7 +93,11 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         if entry.file_name() == "target" {
             continue;
         }
-        let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         if entry.file_type().unwrap().is_dir() {
             out.insert(format!("{rel}/"), Vec::new());
             walk(root, &path, out);
