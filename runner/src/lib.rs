@@ -16,4 +16,5 @@ pub mod record;
 pub mod source_edit;
 pub mod ui;
 pub mod unwrap;
+pub mod watch;
 pub mod wrap;

@@ -394,13 +394,12 @@ pub fn plan(
         if let Some(dep_pkg) = resolved
             .as_ref()
             .and_then(|(_, id)| project.metadata.packages.iter().find(|p| &p.id == id))
+            && dep_pkg.targets.iter().any(|t| t.is_proc_macro())
         {
-            if dep_pkg.targets.iter().any(|t| t.is_proc_macro()) {
-                return Err(WrapError::ProcMacro {
-                    name: key,
-                    package: pkg.name.to_string(),
-                });
-            }
+            return Err(WrapError::ProcMacro {
+                name: key,
+                package: pkg.name.to_string(),
+            });
         }
         let extern_name = resolved
             .map(|(name, _)| name)
@@ -536,14 +535,14 @@ pub fn find_dependency(
             if !matches(key, item) {
                 continue;
             }
-            if let DepTable::Target(t) = &table {
-                if !t.trim_start().starts_with("cfg(") {
-                    return Err(WrapError::TargetTriple {
-                        name: key.to_string(),
-                        target: t.clone(),
-                        manifest: manifest.to_path_buf(),
-                    });
-                }
+            if let DepTable::Target(t) = &table
+                && !t.trim_start().starts_with("cfg(")
+            {
+                return Err(WrapError::TargetTriple {
+                    name: key.to_string(),
+                    target: t.clone(),
+                    manifest: manifest.to_path_buf(),
+                });
             }
             let optional = item
                 .get("optional")

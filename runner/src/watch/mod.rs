@@ -1,0 +1,4 @@
+//! `dylib-dev watch`: rebuild on change, swap logic into the running host, restart it otherwise.
+pub mod fs;
+pub mod model;
+pub mod route;

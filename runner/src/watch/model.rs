@@ -1,0 +1,284 @@
+//! What `watch` runs: the host binary, the reloadable logic crate(s) and the deps dylib, from
+//! `cargo metadata` plus `[workspace.metadata.dylib-dev]` / `[package.metadata.dylib-dev]`.
+//!
+//! Unconfigured, the logic crates are the members whose library is a `cdylib` or `dylib` (other
+//! than a generated `<name>-deps` crate) and the host is the one member with a binary.
+use crate::project::Project;
+use cargo_metadata::{Package, TargetKind};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Settings read from `[workspace.metadata.dylib-dev]`, overridden by the host package's
+/// `[package.metadata.dylib-dev]`, overridden by the command line.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct Settings {
+    /// The host package's name.
+    pub host: Option<String>,
+    /// The logic packages' names.
+    pub logic: Option<Vec<String>>,
+    /// Trailing debounce of file events, in milliseconds.
+    pub debounce_ms: Option<u64>,
+    /// How long a stopping host gets between SIGTERM and SIGKILL, in milliseconds.
+    pub stop_timeout_ms: Option<u64>,
+}
+
+impl Settings {
+    /// Values from `over` win.
+    fn merge(self, over: Settings) -> Settings {
+        Settings {
+            host: over.host.or(self.host),
+            logic: over.logic.or(self.logic),
+            debounce_ms: over.debounce_ms.or(self.debounce_ms),
+            stop_timeout_ms: over.stop_timeout_ms.or(self.stop_timeout_ms),
+        }
+    }
+
+    fn from_json(value: &serde_json::Value, origin: &str) -> Result<Settings, ModelError> {
+        match value.get("dylib-dev") {
+            None | Some(serde_json::Value::Null) => Ok(Settings::default()),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| ModelError::BadSettings {
+                origin: origin.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// Default trailing debounce: short, so the build starts right after the editor's last write.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(30);
+/// Default grace between SIGTERM and SIGKILL.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What a package is to the watcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The long-running binary.
+    Host,
+    /// A library swapped into the running host.
+    Logic,
+    /// The generated dylib of heavy dependencies.
+    Deps,
+    /// Any other local package (e.g. types shared by host and logic).
+    Shared,
+}
+
+/// A local package and its role.
+#[derive(Debug, Clone)]
+pub struct LocalPackage {
+    /// Package name.
+    pub name: String,
+    /// Directory holding its `Cargo.toml`.
+    pub dir: PathBuf,
+    /// Its role.
+    pub role: Role,
+}
+
+/// The three layers, resolved.
+#[derive(Debug, Clone)]
+pub struct WatchModel {
+    /// Workspace root.
+    pub workspace_root: PathBuf,
+    /// cargo's target dir for dynamic builds.
+    pub target_dir: PathBuf,
+    /// The host package.
+    pub host: String,
+    /// The host's binary target.
+    pub host_bin: String,
+    /// Whether the host has the `dynamic` feature (a wrapped project).
+    pub host_has_dynamic: bool,
+    /// Logic packages (name, library target name).
+    pub logic: Vec<(String, String)>,
+    /// Every local package, with its role.
+    pub packages: Vec<LocalPackage>,
+    /// Trailing debounce.
+    pub debounce: Duration,
+    /// SIGTERM-to-SIGKILL grace.
+    pub stop_timeout: Duration,
+}
+
+/// The project cannot be mapped onto host + logic.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// Settings do not parse.
+    #[error("invalid [{origin}.metadata.dylib-dev]: {reason}")]
+    BadSettings { origin: String, reason: String },
+    /// A configured name is not a member.
+    #[error(
+        "[workspace.metadata.dylib-dev] names `{name}` as the {what}, but no workspace member is called that\n  help: members are: {members}"
+    )]
+    UnknownMember {
+        name: String,
+        what: &'static str,
+        members: String,
+    },
+    /// Cannot tell which package is which.
+    #[error(
+        "cannot tell {what} in `{root}`: {why}\n  help: say it in the workspace's Cargo.toml:\n\n    [workspace.metadata.dylib-dev]\n    host = \"<binary package>\"\n    logic = [\"<reloadable library package>\"]\n"
+    )]
+    Ambiguous {
+        what: &'static str,
+        root: String,
+        why: String,
+    },
+}
+
+impl WatchModel {
+    /// Builds the model; `host_override` is `-p` on the command line.
+    pub fn from_project(
+        project: &Project,
+        host_override: Option<&str>,
+    ) -> Result<WatchModel, ModelError> {
+        let meta = &project.metadata;
+        let members: Vec<&Package> = meta.workspace_packages();
+        let member_names = || {
+            let mut names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
+            names.sort_unstable();
+            names.join(", ")
+        };
+        let workspace = Settings::from_json(&meta.workspace_metadata, "workspace")?;
+        let find = |name: &str, what: &'static str| {
+            members
+                .iter()
+                .copied()
+                .find(|p| p.name.as_str() == name)
+                .ok_or_else(|| ModelError::UnknownMember {
+                    name: name.to_string(),
+                    what,
+                    members: member_names(),
+                })
+        };
+        let root = meta.workspace_root.to_string();
+
+        let host_name = host_override.map(str::to_string).or(workspace.host.clone());
+        let host = match host_name {
+            Some(name) => find(&name, "host")?,
+            None => {
+                let bins: Vec<&Package> = members
+                    .iter()
+                    .copied()
+                    .filter(|p| p.targets.iter().any(|t| t.is_bin()))
+                    .collect();
+                match bins.as_slice() {
+                    [one] => *one,
+                    [] => {
+                        return Err(ModelError::Ambiguous {
+                            what: "the host",
+                            root,
+                            why: "no member has a binary".into(),
+                        });
+                    }
+                    many => {
+                        let names: Vec<&str> = many.iter().map(|p| p.name.as_str()).collect();
+                        return Err(ModelError::Ambiguous {
+                            what: "the host",
+                            root,
+                            why: format!("several members have binaries ({})", names.join(", ")),
+                        });
+                    }
+                }
+            }
+        };
+        let settings = workspace.merge(Settings::from_json(&host.metadata, "package")?);
+        let deps_name = format!("{}-deps", host.name);
+
+        let logic_pkgs: Vec<&Package> = match &settings.logic {
+            Some(names) => names
+                .iter()
+                .map(|n| find(n, "logic crate"))
+                .collect::<Result<_, _>>()?,
+            None => members
+                .iter()
+                .copied()
+                .filter(|p| p.name.as_str() != deps_name && p.name != host.name && is_reloadable(p))
+                .collect(),
+        };
+        if logic_pkgs.is_empty() {
+            return Err(ModelError::Ambiguous {
+                what: "the logic crate",
+                root,
+                why: "no member has a `cdylib` or `dylib` library to reload".into(),
+            });
+        }
+        let mut logic = Vec::new();
+        for pkg in &logic_pkgs {
+            let lib = pkg
+                .targets
+                .iter()
+                .find(|t| is_reloadable_target(&t.kind))
+                .ok_or_else(|| ModelError::Ambiguous {
+                    what: "the logic crate",
+                    root: root.clone(),
+                    why: format!("`{}` has no `cdylib` or `dylib` library target", pkg.name),
+                })?;
+            logic.push((pkg.name.to_string(), lib.name.clone()));
+        }
+        let host_bin = host
+            .default_run
+            .clone()
+            .or_else(|| {
+                host.targets
+                    .iter()
+                    .find(|t| t.is_bin())
+                    .map(|t| t.name.clone())
+            })
+            .unwrap_or_else(|| host.name.to_string());
+        let packages = members
+            .iter()
+            .map(|p| LocalPackage {
+                name: p.name.to_string(),
+                dir: p
+                    .manifest_path
+                    .parent()
+                    .expect("manifest has a dir")
+                    .as_std_path()
+                    .to_path_buf(),
+                role: if p.name == host.name {
+                    Role::Host
+                } else if logic.iter().any(|(n, _)| n == p.name.as_str()) {
+                    Role::Logic
+                } else if p.name.as_str() == deps_name {
+                    Role::Deps
+                } else {
+                    Role::Shared
+                },
+            })
+            .collect();
+        Ok(WatchModel {
+            workspace_root: meta.workspace_root.as_std_path().to_path_buf(),
+            target_dir: project.dynamic_target_dir().into_std_path_buf(),
+            host: host.name.to_string(),
+            host_bin,
+            host_has_dynamic: host.features.contains_key(crate::wrap::FEATURE),
+            logic,
+            packages,
+            debounce: settings
+                .debounce_ms
+                .map(Duration::from_millis)
+                .unwrap_or(DEFAULT_DEBOUNCE),
+            stop_timeout: settings
+                .stop_timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(DEFAULT_STOP_TIMEOUT),
+        })
+    }
+
+    /// The package whose directory holds `path` (the innermost one for nested packages).
+    pub fn package_of(&self, path: &Path) -> Option<&LocalPackage> {
+        self.packages
+            .iter()
+            .filter(|p| path.starts_with(&p.dir))
+            .max_by_key(|p| p.dir.components().count())
+    }
+}
+
+fn is_reloadable_target(kinds: &[TargetKind]) -> bool {
+    kinds
+        .iter()
+        .any(|k| matches!(k, TargetKind::CDyLib | TargetKind::DyLib))
+}
+
+fn is_reloadable(pkg: &Package) -> bool {
+    pkg.targets.iter().any(|t| is_reloadable_target(&t.kind))
+}
