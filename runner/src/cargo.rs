@@ -321,6 +321,98 @@ pub fn combine_rustflags(encoded: Option<&str>, plain: Option<&str>, extra: &[St
     flags.join("\x1f")
 }
 
+/// Whether the environment carries rustflags, which make cargo ignore config-file rustflags.
+pub fn env_rustflags_set() -> bool {
+    std::env::var_os("CARGO_ENCODED_RUSTFLAGS").is_some() || std::env::var_os("RUSTFLAGS").is_some()
+}
+
+/// Rustflags from cargo configuration, which any RUSTFLAGS in the environment replaces entirely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigRustflags {
+    /// The config file, or `None` for an environment variable (`CARGO_BUILD_RUSTFLAGS`).
+    pub file: Option<PathBuf>,
+    /// `build.rustflags`, `target.<key>.rustflags`, or the variable's name.
+    pub key: String,
+    /// The value as written.
+    pub value: String,
+}
+
+impl std::fmt::Display for ConfigRustflags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.file {
+            Some(file) => write!(f, "`{} = {}` in `{}`", self.key, self.value, file.display()),
+            None => write!(f, "`{}={}` in the environment", self.key, self.value),
+        }
+    }
+}
+
+/// Every rustflags setting cargo would read from configuration when run in `cwd`: the
+/// `.cargo/config.toml` files of `cwd` and its ancestors, `$CARGO_HOME/config.toml`, and the
+/// `CARGO_BUILD_RUSTFLAGS` / `CARGO_TARGET_<triple>_RUSTFLAGS` variables.
+///
+/// Files that do not parse are skipped: cargo itself reports those better than we could.
+pub fn config_rustflags(cwd: &Path) -> Vec<ConfigRustflags> {
+    let mut files: Vec<PathBuf> = cwd
+        .ancestors()
+        .flat_map(|dir| [dir.join(".cargo/config.toml"), dir.join(".cargo/config")])
+        .collect();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(home) = cargo_home {
+        files.extend([home.join("config.toml"), home.join("config")]);
+    }
+    let mut seen = Vec::new();
+    let mut found = Vec::new();
+    for file in files {
+        let Ok(canonical) = file.canonicalize() else {
+            continue;
+        };
+        if seen.contains(&canonical) {
+            continue;
+        }
+        seen.push(canonical);
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else {
+            continue;
+        };
+        let mut push = |key: String, item: &toml_edit::Item| {
+            let value = item.to_string().trim().to_string();
+            found.push(ConfigRustflags {
+                file: Some(file.clone()),
+                key,
+                value,
+            });
+        };
+        if let Some(item) = doc.get("build").and_then(|b| b.get("rustflags")) {
+            push("build.rustflags".into(), item);
+        }
+        if let Some(targets) = doc.get("target").and_then(|t| t.as_table_like()) {
+            for (name, table) in targets.iter() {
+                if let Some(item) = table.get("rustflags") {
+                    push(format!("target.{name}.rustflags"), item);
+                }
+            }
+        }
+    }
+    let mut vars: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned())))
+        .filter(|(k, _)| {
+            k == "CARGO_BUILD_RUSTFLAGS"
+                || (k.starts_with("CARGO_TARGET_") && k.ends_with("_RUSTFLAGS"))
+        })
+        .collect();
+    vars.sort();
+    found.extend(vars.into_iter().map(|(key, value)| ConfigRustflags {
+        file: None,
+        key,
+        value,
+    }));
+    found
+}
+
 /// A build in progress.
 #[derive(Debug)]
 pub struct RunningBuild {
@@ -747,6 +839,33 @@ mod tests {
                 "build",
                 "--message-format=json-diagnostic-rendered-ansi",
                 "--color=always"
+            ]
+        );
+    }
+
+    #[test]
+    fn finds_config_rustflags_in_ancestors() {
+        let dir = tempfile::tempdir().unwrap();
+        let cargo_dir = dir.path().join(".cargo");
+        std::fs::create_dir_all(&cargo_dir).unwrap();
+        std::fs::write(
+            cargo_dir.join("config.toml"),
+            "[build]\nrustflags = [\"-Ctarget-cpu=native\"]\n\n\
+             [target.x86_64-unknown-linux-gnu]\nlinker = \"clang\"\nrustflags = \"-Clink-arg=-fuse-ld=mold\"\n",
+        )
+        .unwrap();
+        let sub = dir.path().join("crates/app");
+        std::fs::create_dir_all(&sub).unwrap();
+        let ours: Vec<String> = config_rustflags(&sub)
+            .into_iter()
+            .filter(|f| f.file.as_deref().is_some_and(|p| p.starts_with(dir.path())))
+            .map(|f| format!("{} = {}", f.key, f.value))
+            .collect();
+        assert_eq!(
+            ours,
+            [
+                "build.rustflags = [\"-Ctarget-cpu=native\"]",
+                "target.x86_64-unknown-linux-gnu.rustflags = \"-Clink-arg=-fuse-ld=mold\"",
             ]
         );
     }
