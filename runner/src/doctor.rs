@@ -1,7 +1,448 @@
-//! `dylib-dev doctor`.
+//! `dylib-dev doctor`: is this toolchain (and this project) ready for dynamic builds?
+//!
+//! Each check is ok, warn or error with a one-line fix. Only errors make the command fail: a
+//! warning is something that works but could be better (a slow linker, flags that get ignored).
+use crate::cli::DoctorArgs;
+use crate::project::{Project, ProjectError};
+use crate::toolchain::Toolchain;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Fine.
+    Ok,
+    /// Works, but something is worth changing.
+    Warn,
+    /// Dynamic builds will fail until it is fixed.
+    Error,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// How it came out.
+    pub level: Level,
+    /// What was checked, e.g. `sysroot`.
+    pub name: &'static str,
+    /// What was found.
+    pub detail: String,
+    /// What to do about a warning or error.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn ok(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            level: Level::Ok,
+            name,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            level: Level::Warn,
+            name,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    fn error(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            level: Level::Error,
+            name,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
 /// Runs `dylib-dev doctor`.
-pub fn command(_args: &crate::cli::DoctorArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("doctor: in progress")
+pub fn command(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
+    let checks = run_checks(args);
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut out = String::new();
+    for check in &checks {
+        let (tag, code) = match check.level {
+            Level::Ok => ("ok", "32"),
+            Level::Warn => ("warn", "33"),
+            Level::Error => ("error", "31"),
+        };
+        let tag = format!("{tag:<5}");
+        let tag = if color {
+            format!("\x1b[1;{code}m{tag}\x1b[0m")
+        } else {
+            tag
+        };
+        out.push_str(&format!("{tag}  {:<13} {}\n", check.name, check.detail));
+        if let Some(fix) = &check.fix {
+            out.push_str(&format!("{:<5}  {:<13} fix: {fix}\n", "", ""));
+        }
+    }
+    let count = |level| checks.iter().filter(|c| c.level == level).count();
+    let (warnings, errors) = (count(Level::Warn), count(Level::Error));
+    let plural = |n: usize, word: &str| match n {
+        0 => format!("no {word}s"),
+        1 => format!("1 {word}"),
+        n => format!("{n} {word}s"),
+    };
+    out.push_str(&format!(
+        "\n{} checks: {}, {}\n",
+        checks.len(),
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    ));
+    print!("{out}");
+    Ok(if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Every check, in the order they are shown.
+pub fn run_checks(args: &DoctorArgs) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let toolchain = match Toolchain::detect() {
+        Ok(tc) => {
+            checks.push(Check::ok("rustc", &tc.version_line));
+            Some(tc)
+        }
+        Err(err) => {
+            checks.push(Check::error(
+                "rustc",
+                error_chain(&err),
+                "install a Rust toolchain with rustup, or point RUSTC at rustc",
+            ));
+            None
+        }
+    };
+    checks.push(check_cargo());
+    if let Some(tc) = &toolchain {
+        checks.push(Check::ok("host", &tc.host));
+        checks.push(check_sysroot(tc));
+        checks.push(check_linker(tc, &path_dirs()));
+    }
+    checks.push(check_wrapper(&path_dirs()));
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    checks.extend(check_rustflags(&cwd));
+    checks.extend(check_project(args));
+    checks
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+fn check_cargo() -> Check {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    match crate::toolchain::output_of(&cargo, &["-V"]) {
+        Ok(version) => Check::ok("cargo", version.trim()),
+        Err(err) => Check::error(
+            "cargo",
+            error_chain(&err),
+            "install cargo with rustup (it comes with every toolchain)",
+        ),
+    }
+}
+
+fn check_sysroot(tc: &Toolchain) -> Check {
+    let dir = tc.runtime_dir();
+    match tc.shared_std() {
+        Some(std) => Check::ok(
+            "sysroot",
+            format!(
+                "{}; shared std {} found",
+                tc.sysroot.display(),
+                std.file_name().unwrap_or_default().to_string_lossy()
+            ),
+        ),
+        None => Check::error(
+            "sysroot",
+            format!(
+                "{}; no shared std (libstd-*{}) in {}, which -C prefer-dynamic links against",
+                tc.sysroot.display(),
+                std::env::consts::DLL_SUFFIX,
+                dir.display()
+            ),
+            format!(
+                "use a rustup toolchain, or `rustup component add rust-std --target {}`",
+                tc.host
+            ),
+        ),
+    }
+}
+
+/// The directories of PATH.
+fn path_dirs() -> Vec<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default()
+}
+
+/// The first `name` (an executable) found in `dirs`.
+fn find_program(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
+    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    dirs.iter()
+        .map(|d| d.join(&file))
+        .find(|p| is_executable(p))
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
+}
+
+fn check_linker(tc: &Toolchain, path: &[PathBuf]) -> Check {
+    let available: Vec<&str> = ["mold", "ld.lld", "clang"]
+        .into_iter()
+        .filter(|name| find_program(name, path).is_some())
+        .collect();
+    let available_text = if available.is_empty() {
+        "none of mold, ld.lld, clang on PATH".to_string()
+    } else {
+        format!("on PATH: {}", available.join(", "))
+    };
+    let linux = tc.host.contains("-linux-");
+    // rustc drives the link through `cc` on Linux, also when rust-lld does the linking.
+    if linux && find_program("cc", path).is_none() {
+        return Check::error(
+            "linker",
+            format!("no `cc` on PATH, which rustc uses to link on {}", tc.host),
+            "install a C toolchain (e.g. `apt-get install build-essential`)",
+        );
+    }
+    let rust_lld_default = tc.host == "x86_64-unknown-linux-gnu"
+        && tc.release_version().is_some_and(|v| v >= (1, 90))
+        && tc.rust_lld().is_file();
+    if rust_lld_default {
+        Check::ok(
+            "linker",
+            format!("rust-lld (rustc's default on x86_64 Linux since 1.90); {available_text}"),
+        )
+    } else if linux && !available.iter().any(|l| *l == "mold" || *l == "ld.lld") {
+        Check::warn(
+            "linker",
+            format!("the system linker through `cc` (slow for large links); {available_text}"),
+            "install mold or lld and add `-C link-arg=-fuse-ld=mold` (or `=lld`) to RUSTFLAGS",
+        )
+    } else {
+        Check::ok("linker", format!("the platform default; {available_text}"))
+    }
+}
+
+fn check_wrapper(path: &[PathBuf]) -> Check {
+    let wrapper = std::env::var_os("RUSTC_WRAPPER")
+        .or_else(|| std::env::var_os("CARGO_BUILD_RUSTC_WRAPPER"))
+        .filter(|w| !w.is_empty());
+    match wrapper {
+        Some(w) => {
+            let w = w.to_string_lossy();
+            let note = if w.contains("sccache") {
+                "; sccache does not cache bin, dylib or incremental crates, so it speeds up the first build only"
+            } else {
+                ""
+            };
+            Check::ok("rustc wrapper", format!("RUSTC_WRAPPER={w}{note}"))
+        }
+        None => match find_program("sccache", path) {
+            Some(p) => Check::ok(
+                "rustc wrapper",
+                format!("none (sccache at {} is not in use)", p.display()),
+            ),
+            None => Check::ok("rustc wrapper", "none (no RUSTC_WRAPPER, no sccache)"),
+        },
+    }
+}
+
+fn check_rustflags(cwd: &Path) -> Vec<Check> {
+    let config = crate::cargo::config_rustflags(cwd);
+    if crate::cargo::env_rustflags_set() {
+        let shown = std::env::var("CARGO_ENCODED_RUSTFLAGS")
+            .map(|v| format!("CARGO_ENCODED_RUSTFLAGS={}", v.replace('\x1f', " ")))
+            .or_else(|_| std::env::var("RUSTFLAGS").map(|v| format!("RUSTFLAGS={v}")))
+            .unwrap_or_default();
+        // Config rustflags are already ignored for the user's own builds: nothing changes.
+        return vec![Check::ok(
+            "rustflags",
+            format!("{shown}; dynamic builds append -C prefer-dynamic"),
+        )];
+    }
+    if config.is_empty() {
+        return vec![Check::ok(
+            "rustflags",
+            "none set; dynamic builds add -C prefer-dynamic",
+        )];
+    }
+    config
+        .into_iter()
+        .map(|found| {
+            Check::warn(
+                "rustflags",
+                format!("{found} is ignored by dynamic builds (cargo drops config rustflags when RUSTFLAGS is set)"),
+                "put those flags in RUSTFLAGS too; dylib-dev keeps them and appends its own",
+            )
+        })
+        .collect()
+}
+
+fn check_project(args: &DoctorArgs) -> Vec<Check> {
+    match crate::project::locate_manifest(args.package.manifest_path.as_deref()) {
+        Err(ProjectError::NoManifest(dir)) => {
+            return vec![Check::ok(
+                "project",
+                format!(
+                    "no Cargo.toml in {} or above; project checks skipped",
+                    dir.display()
+                ),
+            )];
+        }
+        Err(err) => {
+            return vec![Check::error(
+                "project",
+                error_chain(&err),
+                "pass an existing Cargo.toml",
+            )];
+        }
+        Ok(_) => {}
+    }
+    let project = match Project::load(&args.package, false) {
+        Ok(project) => project,
+        Err(err) => {
+            return vec![Check::error(
+                "project",
+                error_chain(&err),
+                "fix the manifest (cargo metadata must succeed)",
+            )];
+        }
+    };
+    let package = project.package();
+    let deps_crate = crate::wrap::Layout::of(&project).deps_crate;
+    let has_feature = package.features.contains_key(crate::wrap::FEATURE);
+    let has_deps = package.dependencies.iter().any(|d| d.name == deps_crate);
+    let feature = crate::wrap::FEATURE;
+    let wrapped = match (has_feature, has_deps) {
+        (true, true) => Check::ok(
+            "wrapped",
+            format!(
+                "`{}`: feature `{feature}` links `{deps_crate}`",
+                package.name
+            ),
+        ),
+        (false, false) => Check::warn(
+            "wrapped",
+            format!("`{}` is not wrapped (no `{feature}` feature)", package.name),
+            "run `dylib-dev wrap --auto`, or `dylib-dev wrap <CRATE>...`",
+        ),
+        (true, false) => Check::warn(
+            "wrapped",
+            format!(
+                "`{}` has a `{feature}` feature but no `{deps_crate}` dependency",
+                package.name
+            ),
+            "run `dylib-dev wrap <CRATE>...` to generate and link it",
+        ),
+        (false, true) => Check::warn(
+            "wrapped",
+            format!(
+                "`{}` depends on `{deps_crate}` but has no `{feature}` feature",
+                package.name
+            ),
+            "run `dylib-dev wrap <CRATE>...` again to restore the feature",
+        ),
+    };
+    vec![
+        Check::ok(
+            "project",
+            format!("`{}` in {}", package.name, project.workspace_root()),
+        ),
+        wrapped,
+        Check::ok("target dir", project.target_dir().to_string()),
+        Check::ok(
+            "dynamic dir",
+            format!("{} (dynamic builds)", project.dynamic_target_dir()),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toolchain(host: &str, release: &str) -> Toolchain {
+        Toolchain {
+            rustc: "rustc".into(),
+            version_line: format!("rustc {release}"),
+            release: release.into(),
+            host: host.into(),
+            sysroot: PathBuf::from("/nonexistent"),
+        }
+    }
+
+    /// A directory with fake executables, standing in for PATH.
+    fn bin_dir(names: &[&str]) -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for name in names {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn missing_cc_on_linux_is_an_error() {
+        let dir = bin_dir(&["mold"]);
+        let check = check_linker(
+            &toolchain("x86_64-unknown-linux-gnu", "1.95.0"),
+            &[dir.path().into()],
+        );
+        assert_eq!(check.level, Level::Error, "{check:?}");
+    }
+
+    #[test]
+    fn old_toolchain_without_fast_linker_warns() {
+        let dir = bin_dir(&["cc", "clang"]);
+        let check = check_linker(
+            &toolchain("aarch64-unknown-linux-gnu", "1.95.0"),
+            &[dir.path().into()],
+        );
+        assert_eq!(check.level, Level::Warn, "{check:?}");
+        assert!(check.detail.contains("clang"), "{check:?}");
+        let dir = bin_dir(&["cc", "mold"]);
+        let check = check_linker(
+            &toolchain("aarch64-unknown-linux-gnu", "1.95.0"),
+            &[dir.path().into()],
+        );
+        assert_eq!(check.level, Level::Ok, "{check:?}");
+    }
+
+    #[test]
+    fn real_toolchain_reports_rust_lld_on_x86_64_linux() {
+        let tc = Toolchain::detect().unwrap();
+        if tc.host != "x86_64-unknown-linux-gnu" {
+            return;
+        }
+        let check = check_linker(&tc, &path_dirs());
+        assert!(check.detail.contains("rust-lld"), "{check:?}");
+    }
 }
