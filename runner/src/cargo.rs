@@ -413,7 +413,7 @@ pub fn config_rustflags(cwd: &Path) -> Vec<ConfigRustflags> {
     found
 }
 
-/// A build in progress.
+/// A build in progress. Dropping it without [`Self::wait`] kills the build.
 #[derive(Debug)]
 pub struct RunningBuild {
     child: Child,
@@ -436,6 +436,10 @@ impl RunningBuild {
             .take()
             .expect("stdout is piped in `command`");
         let collected = collect(Message::parse_stream(BufReader::new(stdout)));
+        if collected.is_err() {
+            // Nobody reads stdout any more: cargo would block on a full pipe and never exit.
+            let _ = self.handle.kill();
+        }
         // Even if reading failed, the child must be waited for, or it stays a zombie.
         let exit = self.wait_child();
         let collected = collected.map_err(CargoError::Read)?;
@@ -482,6 +486,16 @@ impl RunningBuild {
             self.handle.shared.exited.notify_all();
         }
         self.child.wait().map_err(CargoError::Wait)
+    }
+}
+
+impl Drop for RunningBuild {
+    fn drop(&mut self) {
+        if !self.handle.is_finished() {
+            // A build nobody waits for must not keep compiling (or linger as a zombie).
+            let _ = self.handle.kill();
+            let _ = self.wait_child();
+        }
     }
 }
 
@@ -868,5 +882,53 @@ mod tests {
                 "target.x86_64-unknown-linux-gnu.rustflags = \"-Clink-arg=-fuse-ld=mold\"",
             ]
         );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn dropping_a_running_build_kills_its_process_group() {
+        use std::os::unix::fs::PermissionsExt;
+        // Stands in for cargo only as a process tree: a parent that waits on a sleeping child.
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("fake-cargo");
+        let pid_file = dir.path().join("sleep.pid");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nsleep 30 &\necho $! > '{}'\nwait\n",
+                pid_file.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let running = CargoBuild::new().program(&script).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let sleep_pid = loop {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+            {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "the fake build never started");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let handle = running.handle();
+        drop(running);
+        assert!(handle.is_finished());
+        // The orphaned sleep is dead (maybe a zombie until someone reaps it).
+        let alive = || {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{sleep_pid}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next());
+            !matches!(state, None | Some('Z' | 'X'))
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(), "sleep {sleep_pid} survived the drop");
     }
 }
