@@ -1,0 +1,651 @@
+//! [`HotLib`]: one reloadable library, its current version, and the swap to a new one.
+//!
+//! A reload has two halves. *Prepare* (copy, hash, `dlopen`, resolve, validate) runs on the
+//! control thread while the host keeps calling the old version. *Swap* takes the write side of the
+//! lock that every call holds for reading, so it happens only between calls, replaces the version,
+//! then closes the old library and deletes its copy. Any failure in prepare leaves the old version
+//! running untouched.
+
+use crate::channel::Channel;
+use crate::private_dir::{PrivateDir, default_base};
+use crate::protocol::{self, Failed, Hello, SwapTiming, Swapped, ToRunner};
+use crate::symbols::{SymbolSource, Symbols};
+use crate::{Error, hash};
+use libloading::Library;
+use std::fs;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Prefix of a host's private directory for copies (stale ones are found by it).
+const COPIES_PREFIX: &str = "dylib-dev-host-";
+
+/// When a prepared reload becomes the running code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SwapPolicy {
+    /// As soon as no call is in flight: the control thread waits for running calls (and held
+    /// [`Guard`]s) to end, then swaps. The runner hears "swapped" without the host doing anything.
+    #[default]
+    WhenIdle,
+    /// Only inside [`HotLib::update`] or [`HotLib::wait_for_reload`], at a point the host chose
+    /// (e.g. the top of its frame). The new version is loaded in the background meanwhile.
+    OnUpdate,
+}
+
+/// What happened to a reload request, as [`HotLib::update`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadEvent {
+    /// A new version runs.
+    Swapped(Swapped),
+    /// A version was refused; the previous one runs.
+    Failed(Failed),
+}
+
+/// A validation hook: runs on each new version before it may replace the old one.
+type Validator<S> = Box<dyn Fn(&S) -> Result<(), String> + Send + Sync>;
+
+/// Options for opening a [`HotLib`]; [`Builder::from_env`] fills them the way the runner expects.
+pub struct Builder<S> {
+    name: String,
+    artifact: Option<PathBuf>,
+    sha256: Option<String>,
+    socket: Option<PathBuf>,
+    copies_base: Option<PathBuf>,
+    policy: SwapPolicy,
+    validate: Option<Validator<S>>,
+}
+
+impl<S: Symbols> Builder<S> {
+    /// Options for library `name` with nothing set: the artifact is searched next to the
+    /// executable and nothing reloads.
+    pub fn new(name: &str) -> Self {
+        Builder {
+            name: name.to_string(),
+            artifact: None,
+            sha256: None,
+            socket: None,
+            copies_base: None,
+            policy: SwapPolicy::default(),
+            validate: None,
+        }
+    }
+
+    /// Options from the variables the runner sets (see the [crate docs](crate)); without them,
+    /// the same as [`Builder::new`].
+    pub fn from_env(name: &str) -> Self {
+        let var = |key: &str| std::env::var_os(key).filter(|v| !v.is_empty());
+        let mut b = Builder::new(name);
+        b.artifact = var(&protocol::lib_env_var(name)).map(PathBuf::from);
+        b.sha256 = var(&protocol::sha256_env_var(name)).map(|v| v.to_string_lossy().into_owned());
+        b.socket = var(protocol::ENV_SOCKET).map(PathBuf::from);
+        b.copies_base = var(protocol::ENV_DIR).map(PathBuf::from);
+        b
+    }
+
+    /// Loads this artifact instead of searching for one.
+    pub fn artifact(mut self, path: impl Into<PathBuf>) -> Self {
+        self.artifact = Some(path.into());
+        self
+    }
+
+    /// Refuses the initial artifact unless its SHA-256 (hex) is this.
+    pub fn sha256(mut self, hex: impl Into<String>) -> Self {
+        self.sha256 = Some(hex.into());
+        self
+    }
+
+    /// Connects to the runner's control socket, which makes the library reloadable.
+    pub fn socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.socket = Some(path.into());
+        self
+    }
+
+    /// Makes the private directory for copies under `dir` (default: `$XDG_RUNTIME_DIR` or the
+    /// system temp directory).
+    pub fn copies_in(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.copies_base = Some(dir.into());
+        self
+    }
+
+    /// Chooses when reloads take effect.
+    pub fn policy(mut self, policy: SwapPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Runs `check` on every new version before the swap; an `Err` refuses it (e.g. a layout
+    /// fingerprint exported by the library that differs from the host's).
+    pub fn validate(
+        mut self,
+        check: impl Fn(&S) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.validate = Some(Box::new(check));
+        self
+    }
+
+    /// Copies, loads and resolves the library, and connects to the runner if one is named.
+    pub fn open(self) -> Result<HotLib<S>, Error> {
+        let artifact = match self.artifact {
+            Some(path) => path,
+            None => locate(&self.name)?,
+        };
+        let base = self.copies_base.unwrap_or_else(default_base);
+        let copies = PrivateDir::create(&base, COPIES_PREFIX)
+            .map_err(|source| Error::PrivateDir { base, source })?;
+        let channel = match &self.socket {
+            Some(path) => Some(Channel::connect(path)?),
+            None => None,
+        };
+        let mut shared = Shared {
+            name: self.name,
+            policy: self.policy,
+            validate: self.validate,
+            next_copy: AtomicU64::new(0),
+            current: None,
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            channel,
+            copies,
+        };
+        let first = shared.prepare(&artifact, self.sha256.as_deref(), 0)?;
+        let hello = ToRunner::Hello(Hello {
+            protocol: protocol::PROTOCOL_VERSION,
+            pid: std::process::id(),
+            lib: shared.name.clone(),
+            version: 0,
+            sha256: first.loaded.sha256.clone(),
+        });
+        shared.current = Some(RwLock::new(first.loaded));
+        let shared = Arc::new(shared);
+        let reader = match &shared.channel {
+            Some(channel) => {
+                shared.send(&hello);
+                Some(channel.spawn_reader(Arc::downgrade(&shared))?)
+            }
+            None => None,
+        };
+        Ok(HotLib { shared, reader })
+    }
+}
+
+/// A reloadable library: the version that runs now, and the machinery to swap in the next.
+///
+/// Calls go through [`HotLib::call`] or a [`Guard`] from [`HotLib::lock`]; both hold a read lock,
+/// and a swap takes the write lock, so no call ever runs on a library being closed.
+pub struct HotLib<S: Symbols> {
+    shared: Arc<Shared<S>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl<S: Symbols> HotLib<S> {
+    /// Options for library `name`, to change before [`Builder::open`].
+    pub fn builder(name: &str) -> Builder<S> {
+        Builder::new(name)
+    }
+
+    /// Opens library `name` the way the runner says (environment), or, when the host was not
+    /// started by the runner, from `lib<name>.so` next to the executable, without reloading.
+    pub fn from_env(name: &str) -> Result<Self, Error> {
+        Builder::from_env(name).open()
+    }
+
+    /// Runs `f` with the current version's functions.
+    ///
+    /// This is the one place every call into the library passes, where a panic boundary goes.
+    #[inline]
+    pub fn call<R>(&self, f: impl FnOnce(&S) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Pins the current version until the guard drops: several calls on one version, e.g. for
+    /// a whole frame. A pending swap waits for it, so do not keep it across a blocking wait, and
+    /// do not take a second guard (or call [`HotLib::call`]) on the same thread while holding
+    /// one: with a swap waiting, that deadlocks.
+    #[inline]
+    pub fn lock(&self) -> Guard<'_, S> {
+        Guard(
+            self.shared
+                .current()
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// The library's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The running version: 0 for the first, then the runner's number of each swap.
+    pub fn version(&self) -> u64 {
+        self.lock().version()
+    }
+
+    /// Whether a runner is connected, i.e. reloads can happen at all.
+    pub fn is_reloadable(&self) -> bool {
+        self.shared.channel.is_some()
+    }
+
+    /// The private directory holding this library's copies.
+    pub fn copies_dir(&self) -> &Path {
+        self.shared.copies.path()
+    }
+
+    /// A safe point: swaps in a pending version ([`SwapPolicy::OnUpdate`]) and returns the newest
+    /// reload event not yet returned by `update` or [`HotLib::wait_for_reload`].
+    pub fn update(&self) -> Option<ReloadEvent> {
+        let pending = self.shared.state().pending.take();
+        if let Some(prepared) = pending {
+            let swapped = self.shared.swap(prepared);
+            self.shared.finish(ReloadEvent::Swapped(swapped));
+        }
+        let mut state = self.shared.state();
+        if state.seq > state.seen {
+            state.seen = state.seq;
+            state.latest.clone()
+        } else {
+            None
+        }
+    }
+
+    /// Blocks until a reload happens (or fails), at most `timeout`; for hosts that wait anyway,
+    /// like a REPL between inputs. Swaps a pending version like [`HotLib::update`].
+    pub fn wait_for_reload(&self, timeout: Duration) -> Option<ReloadEvent> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(event) = self.update() {
+                return Some(event);
+            }
+            let state = self.shared.state();
+            // Re-checked under the lock, so a notification between `update` and here is not lost.
+            if state.pending.is_some() || state.seq > state.seen {
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            drop(self.shared.changed.wait_timeout(state, left));
+        }
+    }
+}
+
+impl<S: Symbols> Drop for HotLib<S> {
+    fn drop(&mut self) {
+        if let Some(channel) = &self.shared.channel {
+            channel.shutdown();
+        }
+        if let Some(reader) = self.reader.take() {
+            // The shutdown ends its read; a reload it is handling needs no guard of ours, since
+            // none can outlive `self`.
+            let _ = reader.join();
+        }
+    }
+}
+
+/// The current version of a [`HotLib`], pinned: dereferences to its [`Symbols`].
+pub struct Guard<'a, S>(RwLockReadGuard<'a, Loaded<S>>);
+
+impl<S> Guard<'_, S> {
+    /// The pinned version's number.
+    pub fn version(&self) -> u64 {
+        self.0.version
+    }
+}
+
+impl<S> Deref for Guard<'_, S> {
+    type Target = S;
+
+    #[inline]
+    fn deref(&self) -> &S {
+        &self.0.symbols
+    }
+}
+
+/// A [`HotLib`] in a `static`, opened on first use; what [`hot_module!`](crate::hot_module) uses.
+pub struct LazyHotLib<S: Symbols> {
+    name: &'static str,
+    cell: OnceLock<HotLib<S>>,
+    opening: Mutex<()>,
+}
+
+impl<S: Symbols> LazyHotLib<S> {
+    /// An unopened library named `name`.
+    pub const fn new(name: &'static str) -> Self {
+        LazyHotLib {
+            name,
+            cell: OnceLock::new(),
+            opening: Mutex::new(()),
+        }
+    }
+
+    /// The library, opened with [`HotLib::from_env`] on first use.
+    ///
+    /// # Panics
+    ///
+    /// If it cannot be opened: a host cannot run without its logic.
+    pub fn get(&self) -> &HotLib<S> {
+        if let Some(lib) = self.cell.get() {
+            return lib;
+        }
+        match self.init(Builder::from_env(self.name)) {
+            Ok(lib) => lib,
+            Err(e) => panic!("dylib-dev: failed to open the `{}` library: {e}", self.name),
+        }
+    }
+
+    /// Opens the library with `builder`, unless it is open already.
+    pub fn init(&self, builder: Builder<S>) -> Result<&HotLib<S>, Error> {
+        // One opener at a time: two racing first calls must not load (and connect) twice.
+        let _opening = self.opening.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(lib) = self.cell.get() {
+            return Ok(lib);
+        }
+        let lib = builder.open()?;
+        Ok(self.cell.get_or_init(|| lib))
+    }
+}
+
+/// One loaded version: its functions, the library they point into, and its copy on disk.
+struct Loaded<S> {
+    // Declared first: nothing below may go while the pointers can still be reached.
+    symbols: S,
+    version: u64,
+    sha256: String,
+    lib: Option<Library>,
+    /// Held for its `Drop`, which deletes the file.
+    _copy: CopyFile,
+}
+
+impl<S> Drop for Loaded<S> {
+    fn drop(&mut self) {
+        // Close before the copy is deleted (field drop, after this). glibc keeps a library that
+        // registered thread-local destructors mapped anyway; the copy's name stays unique.
+        if let Some(lib) = self.lib.take() {
+            let _ = lib.close();
+        }
+    }
+}
+
+/// A copy of an artifact in the private directory, deleted on drop.
+struct CopyFile(PathBuf);
+
+impl Drop for CopyFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// A version that is loaded and resolved, waiting to be swapped in.
+struct Prepared<S> {
+    loaded: Loaded<S>,
+    copy: Duration,
+    load: Duration,
+}
+
+/// Reload bookkeeping shared by the control thread and the host's threads.
+struct State<S> {
+    /// Prepared under [`SwapPolicy::OnUpdate`], waiting for `update`.
+    pending: Option<Prepared<S>>,
+    /// The newest event and its sequence number; `seen` is the last one `update` returned.
+    latest: Option<ReloadEvent>,
+    seq: u64,
+    seen: u64,
+}
+
+impl<S> Default for State<S> {
+    fn default() -> Self {
+        State {
+            pending: None,
+            latest: None,
+            seq: 0,
+            seen: 0,
+        }
+    }
+}
+
+/// Everything a [`HotLib`] and its control thread share.
+pub(crate) struct Shared<S> {
+    name: String,
+    policy: SwapPolicy,
+    validate: Option<Validator<S>>,
+    next_copy: AtomicU64,
+    /// `None` only while opening.
+    current: Option<RwLock<Loaded<S>>>,
+    state: Mutex<State<S>>,
+    changed: Condvar,
+    channel: Option<Channel>,
+    // Last: the directory goes after every library in it is closed.
+    copies: PrivateDir,
+}
+
+impl<S: Symbols> Shared<S> {
+    fn current(&self) -> &RwLock<Loaded<S>> {
+        self.current
+            .as_ref()
+            .expect("set before `Shared` is shared")
+    }
+
+    fn state(&self) -> MutexGuard<'_, State<S>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The library's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Copies, verifies, loads, resolves and validates `artifact` as `version`.
+    fn prepare(
+        &self,
+        artifact: &Path,
+        sha256: Option<&str>,
+        version: u64,
+    ) -> Result<Prepared<S>, Error> {
+        let start = Instant::now();
+        let file_name = artifact
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("{}.so", self.name));
+        // A counter, not the runner's version: names must stay unique whatever the runner sends.
+        let n = self.next_copy.fetch_add(1, Ordering::Relaxed);
+        let copy = CopyFile(self.copies.path().join(format!("{n}-{file_name}")));
+        let actual = hash::copy_hashed(artifact, &copy.0).map_err(|source| Error::Copy {
+            from: artifact.to_path_buf(),
+            to: copy.0.clone(),
+            source,
+        })?;
+        if let Some(expected) = sha256
+            && !expected.eq_ignore_ascii_case(&actual)
+        {
+            return Err(Error::HashMismatch {
+                path: artifact.to_path_buf(),
+                expected: expected.to_string(),
+                actual,
+            });
+        }
+        let copied = start.elapsed();
+
+        let start = Instant::now();
+        // SAFETY: loading runs the library's initialisers. It is the logic library the user builds
+        // for this host, loaded on purpose; that is the premise of the whole crate.
+        let lib = unsafe { open_library(&copy.0) }.map_err(|source| Error::Load {
+            hint: noexec_hint(&source),
+            path: copy.0.clone(),
+            source,
+        })?;
+        let symbols = S::resolve(&SymbolSource {
+            lib: &lib,
+            path: artifact,
+        })?;
+        if let Some(check) = &self.validate {
+            check(&symbols).map_err(|reason| Error::Rejected {
+                path: artifact.to_path_buf(),
+                reason,
+            })?;
+        }
+        Ok(Prepared {
+            loaded: Loaded {
+                symbols,
+                version,
+                sha256: actual,
+                lib: Some(lib),
+                _copy: copy,
+            },
+            copy: copied,
+            load: start.elapsed(),
+        })
+    }
+
+    /// Makes `prepared` the running version once no call is in flight, then unloads the old one.
+    fn swap(&self, prepared: Prepared<S>) -> Swapped {
+        let version = prepared.loaded.version;
+        let start = Instant::now();
+        let old = {
+            let mut current = self
+                .current()
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            std::mem::replace(&mut *current, prepared.loaded)
+        };
+        let wait = start.elapsed();
+        // Outside the lock: callers run the new version while the old one closes.
+        let start = Instant::now();
+        drop(old);
+        Swapped {
+            lib: self.name.clone(),
+            version,
+            timing: SwapTiming {
+                copy: prepared.copy,
+                load: prepared.load,
+                wait,
+                unload: start.elapsed(),
+            },
+        }
+    }
+
+    /// Handles a reload request from the runner (on the control thread).
+    pub(crate) fn handle_reload(&self, req: &protocol::Reload) {
+        let prepared = match self.prepare(&req.path, req.sha256.as_deref(), req.version) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                return self.finish(ReloadEvent::Failed(Failed {
+                    lib: self.name.clone(),
+                    version: req.version,
+                    reason: e.to_string(),
+                }));
+            }
+        };
+        match self.policy {
+            SwapPolicy::WhenIdle => {
+                let swapped = self.swap(prepared);
+                self.finish(ReloadEvent::Swapped(swapped));
+            }
+            SwapPolicy::OnUpdate => {
+                let superseded = {
+                    let mut state = self.state();
+                    let old = state.pending.replace(prepared);
+                    self.changed.notify_all();
+                    old
+                };
+                if let Some(old) = superseded {
+                    let version = old.loaded.version;
+                    drop(old);
+                    self.finish(ReloadEvent::Failed(Failed {
+                        lib: self.name.clone(),
+                        version,
+                        reason: format!(
+                            "superseded by version {} before the host's update()",
+                            req.version
+                        ),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Records `event` for `update`, wakes waiters and tells the runner.
+    fn finish(&self, event: ReloadEvent) {
+        self.send(&match &event {
+            ReloadEvent::Swapped(s) => ToRunner::Swapped(s.clone()),
+            ReloadEvent::Failed(f) => ToRunner::Failed(f.clone()),
+        });
+        let mut state = self.state();
+        state.seq += 1;
+        state.latest = Some(event);
+        self.changed.notify_all();
+    }
+
+    fn send(&self, msg: &ToRunner) {
+        if let Some(channel) = &self.channel {
+            channel.send(msg);
+        }
+    }
+}
+
+/// Opens with `RTLD_NOW`: an unresolvable reference fails the reload now, while the old version
+/// still runs, instead of crashing the host at the first call that needs it.
+#[cfg(unix)]
+unsafe fn open_library(path: &Path) -> Result<Library, libloading::Error> {
+    use libloading::os::unix::{Library as UnixLibrary, RTLD_LOCAL, RTLD_NOW};
+    // SAFETY: forwarded to the caller (initialisers run).
+    unsafe { UnixLibrary::open(Some(path), RTLD_NOW | RTLD_LOCAL) }.map(Library::from)
+}
+
+// Untested: Windows resolves imports at load time anyway.
+#[cfg(not(unix))]
+unsafe fn open_library(path: &Path) -> Result<Library, libloading::Error> {
+    // SAFETY: forwarded to the caller (initialisers run).
+    unsafe { Library::new(path) }
+}
+
+fn noexec_hint(e: &libloading::Error) -> &'static str {
+    if e.to_string().contains("failed to map segment") {
+        " (is the copies directory on a noexec mount? set DYLIB_DEV_DIR to another directory)"
+    } else {
+        ""
+    }
+}
+
+/// The file name cargo gives library `lib` on this platform, e.g. `liblogic.so`.
+pub fn artifact_file_name(lib: &str) -> String {
+    format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        lib.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// Finds the artifact of a host started without the runner: next to the executable, in `deps/`
+/// beside it, or one level up when the executable is an example or a test (`examples/`, `deps/`).
+fn locate(lib: &str) -> Result<PathBuf, Error> {
+    let file = artifact_file_name(lib);
+    let mut tried = Vec::new();
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .as_deref()
+        .and_then(Path::parent)
+    {
+        tried.push(dir.join(&file));
+        tried.push(dir.join("deps").join(&file));
+        if matches!(
+            dir.file_name().and_then(|n| n.to_str()),
+            Some("examples" | "deps")
+        ) && let Some(up) = dir.parent()
+        {
+            tried.push(up.join(&file));
+        }
+    }
+    match tried.iter().find(|p| p.is_file()) {
+        Some(found) => Ok(found.clone()),
+        None => Err(Error::NotFound {
+            lib: lib.to_string(),
+            var: protocol::lib_env_var(lib),
+            tried,
+        }),
+    }
+}

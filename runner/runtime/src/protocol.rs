@@ -1,0 +1,548 @@
+//! The reload protocol between the `dylib-dev` runner and a host: environment variables and the
+//! messages sent over the control socket.
+//!
+//! Both sides use this module, so the runner and the host can never disagree on the encoding.
+//!
+//! # Wire format
+//!
+//! One message per line (`\n`-terminated, ASCII): a verb, then `key=value` fields separated by
+//! single spaces. Values are percent-encoded (every byte outside `A-Z a-z 0-9 - _ . ~ / : + , @`
+//! becomes `%XX`), so paths with spaces or non-UTF-8 bytes survive. Unknown keys are ignored and
+//! unknown verbs are reported as [`DecodeError::UnknownVerb`], so either side can grow new fields
+//! or messages without breaking an older peer.
+//!
+//! ```text
+//! host   -> runner  hello protocol=1 pid=4242 lib=logic version=0 sha256=9f86…
+//! runner -> host    reload lib=logic version=3 path=/home/me/game/target/dylib-dev/debug/liblogic.so sha256=60303a…
+//! host   -> runner  swapped lib=logic version=3 copy_us=180 load_us=95 wait_us=4 unload_us=30
+//! host   -> runner  failed lib=logic version=4 reason=symbol%20%60step%60%20missing…
+//! ```
+//!
+//! Every [`Reload`] is answered by exactly one [`Swapped`] or [`Failed`] with the same `lib` and
+//! `version`. A host opens one connection per reloadable library and says [`Hello`] first.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The protocol revision this crate speaks; sent in [`Hello`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Environment variable: path of the runner's control socket (a Unix domain socket).
+pub const ENV_SOCKET: &str = "DYLIB_DEV_SOCKET";
+
+/// Environment variable: a private directory (mode 0700) under which the host keeps its copies.
+pub const ENV_DIR: &str = "DYLIB_DEV_DIR";
+
+/// Prefix of the per-library variable holding the artifact path; see [`lib_env_var`].
+pub const ENV_LIB_PREFIX: &str = "DYLIB_DEV_LIB_";
+
+/// Prefix of the per-library variable holding the artifact's SHA-256; see [`sha256_env_var`].
+pub const ENV_SHA256_PREFIX: &str = "DYLIB_DEV_SHA256_";
+
+/// The variable naming the artifact of library `lib`: `DYLIB_DEV_LIB_` + [`env_suffix`].
+pub fn lib_env_var(lib: &str) -> String {
+    format!("{ENV_LIB_PREFIX}{}", env_suffix(lib))
+}
+
+/// The variable holding the expected SHA-256 (hex) of library `lib`'s artifact.
+pub fn sha256_env_var(lib: &str) -> String {
+    format!("{ENV_SHA256_PREFIX}{}", env_suffix(lib))
+}
+
+/// A library name as an environment variable suffix: upper case, anything but `A-Z0-9` as `_`
+/// (so `my-logic` and `my_logic` both give `MY_LOGIC`, like cargo's own crate-name mapping).
+pub fn env_suffix(lib: &str) -> String {
+    lib.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Runner to host: load this artifact as `version` of `lib`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reload {
+    /// The library to swap (the host's name for it).
+    pub lib: String,
+    /// The runner's number for this build; echoed in the answer.
+    pub version: u64,
+    /// The artifact cargo reported; the host copies it before loading.
+    pub path: PathBuf,
+    /// SHA-256 (lowercase hex) the copy must have; `None` skips the check.
+    pub sha256: Option<String>,
+}
+
+/// Host to runner, first message on a connection: who is speaking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// The host's [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// The host's process id.
+    pub pid: u32,
+    /// The library this connection serves.
+    pub lib: String,
+    /// The version loaded at start (0 for the artifact named in the environment).
+    pub version: u64,
+    /// SHA-256 of the copy loaded at start.
+    pub sha256: String,
+}
+
+/// Where the time of one swap went, measured by the host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SwapTiming {
+    /// Copying the artifact to its private copy and hashing it.
+    pub copy: Duration,
+    /// `dlopen` of the copy and resolving every symbol (plus the validation hook, if any).
+    pub load: Duration,
+    /// Waiting for calls in flight to finish, then switching to the new version.
+    pub wait: Duration,
+    /// Closing the old library and deleting its copy.
+    pub unload: Duration,
+}
+
+impl SwapTiming {
+    /// Time from receiving the request to the old library being gone.
+    pub fn total(&self) -> Duration {
+        self.copy + self.load + self.wait + self.unload
+    }
+}
+
+/// Host to runner: `version` of `lib` is now the code that runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swapped {
+    /// The library that was swapped.
+    pub lib: String,
+    /// The version now running.
+    pub version: u64,
+    /// How long each step took.
+    pub timing: SwapTiming,
+}
+
+/// Host to runner: `version` of `lib` was refused; the previous code keeps running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    /// The library whose reload failed.
+    pub lib: String,
+    /// The version that was refused.
+    pub version: u64,
+    /// Why, as a lowercase sentence fragment.
+    pub reason: String,
+}
+
+/// A message the runner sends to a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToHost {
+    /// Swap in a new build.
+    Reload(Reload),
+}
+
+/// A message a host sends to the runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToRunner {
+    /// First message of a connection.
+    Hello(Hello),
+    /// A reload succeeded.
+    Swapped(Swapped),
+    /// A reload was refused.
+    Failed(Failed),
+}
+
+/// Why a line is not a valid message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The line has no verb.
+    #[error("empty message")]
+    Empty,
+    /// A newer peer sent a message this version does not know; safe to ignore.
+    #[error("unknown message `{0}`")]
+    UnknownVerb(String),
+    /// A required field is absent.
+    #[error("`{verb}` message without `{key}`")]
+    Missing {
+        /// The message's verb.
+        verb: &'static str,
+        /// The missing key.
+        key: &'static str,
+    },
+    /// A field is present but does not parse.
+    #[error("bad `{key}` in `{verb}` message: {value:?}")]
+    Bad {
+        /// The message's verb.
+        verb: &'static str,
+        /// The key whose value is bad.
+        key: &'static str,
+        /// The value as received.
+        value: String,
+    },
+}
+
+impl ToHost {
+    /// The message as one line, newline included.
+    pub fn encode(&self) -> String {
+        match self {
+            ToHost::Reload(r) => {
+                let mut line = Line::new("reload");
+                line.field("lib", r.lib.as_bytes());
+                line.field("version", r.version.to_string().as_bytes());
+                line.field("path", &path_bytes(&r.path));
+                if let Some(h) = &r.sha256 {
+                    line.field("sha256", h.as_bytes());
+                }
+                line.finish()
+            }
+        }
+    }
+
+    /// Parses one line (with or without its newline).
+    pub fn decode(line: &str) -> Result<Self, DecodeError> {
+        let (verb, fields) = Fields::parse(line)?;
+        match verb {
+            "reload" => {
+                let f = fields.of("reload");
+                Ok(ToHost::Reload(Reload {
+                    lib: f.string("lib")?,
+                    version: f.number("version")?,
+                    path: bytes_path(f.bytes("path")?),
+                    sha256: f.optional_string("sha256")?,
+                }))
+            }
+            other => Err(DecodeError::UnknownVerb(other.to_string())),
+        }
+    }
+}
+
+impl ToRunner {
+    /// The message as one line, newline included.
+    pub fn encode(&self) -> String {
+        match self {
+            ToRunner::Hello(h) => {
+                let mut line = Line::new("hello");
+                line.field("protocol", h.protocol.to_string().as_bytes());
+                line.field("pid", h.pid.to_string().as_bytes());
+                line.field("lib", h.lib.as_bytes());
+                line.field("version", h.version.to_string().as_bytes());
+                line.field("sha256", h.sha256.as_bytes());
+                line.finish()
+            }
+            ToRunner::Swapped(s) => {
+                let mut line = Line::new("swapped");
+                line.field("lib", s.lib.as_bytes());
+                line.field("version", s.version.to_string().as_bytes());
+                for (key, d) in [
+                    ("copy_us", s.timing.copy),
+                    ("load_us", s.timing.load),
+                    ("wait_us", s.timing.wait),
+                    ("unload_us", s.timing.unload),
+                ] {
+                    line.field(key, d.as_micros().to_string().as_bytes());
+                }
+                line.finish()
+            }
+            ToRunner::Failed(f) => {
+                let mut line = Line::new("failed");
+                line.field("lib", f.lib.as_bytes());
+                line.field("version", f.version.to_string().as_bytes());
+                line.field("reason", f.reason.as_bytes());
+                line.finish()
+            }
+        }
+    }
+
+    /// Parses one line (with or without its newline).
+    pub fn decode(line: &str) -> Result<Self, DecodeError> {
+        let (verb, fields) = Fields::parse(line)?;
+        match verb {
+            "hello" => {
+                let f = fields.of("hello");
+                Ok(ToRunner::Hello(Hello {
+                    protocol: f.number("protocol")?,
+                    pid: f.number("pid")?,
+                    lib: f.string("lib")?,
+                    version: f.number("version")?,
+                    sha256: f.string("sha256")?,
+                }))
+            }
+            "swapped" => {
+                let f = fields.of("swapped");
+                let micros = |key| f.number::<u64>(key).map(Duration::from_micros);
+                Ok(ToRunner::Swapped(Swapped {
+                    lib: f.string("lib")?,
+                    version: f.number("version")?,
+                    timing: SwapTiming {
+                        copy: micros("copy_us")?,
+                        load: micros("load_us")?,
+                        wait: micros("wait_us")?,
+                        unload: micros("unload_us")?,
+                    },
+                }))
+            }
+            "failed" => {
+                let f = fields.of("failed");
+                Ok(ToRunner::Failed(Failed {
+                    lib: f.string("lib")?,
+                    version: f.number("version")?,
+                    reason: f.string("reason")?,
+                }))
+            }
+            other => Err(DecodeError::UnknownVerb(other.to_string())),
+        }
+    }
+}
+
+/// Builds one encoded line.
+struct Line(String);
+
+impl Line {
+    fn new(verb: &str) -> Self {
+        Line(verb.to_string())
+    }
+
+    fn field(&mut self, key: &str, value: &[u8]) {
+        self.0.push(' ');
+        self.0.push_str(key);
+        self.0.push('=');
+        escape_into(&mut self.0, value);
+    }
+
+    fn finish(mut self) -> String {
+        self.0.push('\n');
+        self.0
+    }
+}
+
+/// The decoded `key=value` fields of one line.
+struct Fields<'a>(HashMap<&'a str, &'a str>);
+
+/// [`Fields`] together with the verb, for error messages.
+struct VerbFields<'a, 'b> {
+    verb: &'static str,
+    fields: &'b Fields<'a>,
+}
+
+impl<'a> Fields<'a> {
+    fn parse(line: &'a str) -> Result<(&'a str, Fields<'a>), DecodeError> {
+        let mut words = line.trim_end_matches(['\n', '\r']).split(' ');
+        let verb = words
+            .next()
+            .filter(|v| !v.is_empty())
+            .ok_or(DecodeError::Empty)?;
+        // A word without `=` is ignored like an unknown key: it can only come from a newer peer.
+        let fields = words.filter_map(|w| w.split_once('=')).collect();
+        Ok((verb, Fields(fields)))
+    }
+
+    fn of<'b>(&'b self, verb: &'static str) -> VerbFields<'a, 'b> {
+        VerbFields { verb, fields: self }
+    }
+}
+
+impl VerbFields<'_, '_> {
+    fn raw(&self, key: &'static str) -> Result<&str, DecodeError> {
+        self.fields.0.get(key).copied().ok_or(DecodeError::Missing {
+            verb: self.verb,
+            key,
+        })
+    }
+
+    fn bad(&self, key: &'static str, value: &str) -> DecodeError {
+        DecodeError::Bad {
+            verb: self.verb,
+            key,
+            value: value.to_string(),
+        }
+    }
+
+    fn bytes(&self, key: &'static str) -> Result<Vec<u8>, DecodeError> {
+        let raw = self.raw(key)?;
+        unescape(raw).ok_or_else(|| self.bad(key, raw))
+    }
+
+    fn string(&self, key: &'static str) -> Result<String, DecodeError> {
+        let raw = self.raw(key)?;
+        String::from_utf8(self.bytes(key)?).map_err(|_| self.bad(key, raw))
+    }
+
+    fn optional_string(&self, key: &'static str) -> Result<Option<String>, DecodeError> {
+        match self.fields.0.contains_key(key) {
+            true => self.string(key).map(Some),
+            false => Ok(None),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&self, key: &'static str) -> Result<T, DecodeError> {
+        let raw = self.raw(key)?;
+        raw.parse().map_err(|_| self.bad(key, raw))
+    }
+}
+
+/// Bytes that travel unescaped: enough for names, numbers, hashes and most paths to stay readable.
+fn is_plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.~/:+,@".contains(&b)
+}
+
+fn escape_into(out: &mut String, value: &[u8]) {
+    for &b in value {
+        if is_plain(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+fn unescape(s: &str) -> Option<Vec<u8>> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            // `from_str_radix` alone would also take a sign, as in `%+1`.
+            if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                return None;
+            }
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(unix)]
+fn path_bytes(p: &std::path::Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    p.as_os_str().as_bytes().to_vec()
+}
+
+#[cfg(unix)]
+fn bytes_path(b: Vec<u8>) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(b))
+}
+
+// Untested: off Unix, paths travel as UTF-8 (lossy for the rare path that is not).
+#[cfg(not(unix))]
+fn path_bytes(p: &std::path::Path) -> Vec<u8> {
+    p.to_string_lossy().into_owned().into_bytes()
+}
+
+#[cfg(not(unix))]
+fn bytes_path(b: Vec<u8>) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(&b).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_round_trips_odd_paths() {
+        let msg = ToHost::Reload(Reload {
+            lib: "logic".into(),
+            version: 7,
+            path: PathBuf::from("/home/me/my game/100%/target/liblogic.so\nx"),
+            sha256: Some("ab12".into()),
+        });
+        let line = msg.encode();
+        assert_eq!(
+            line,
+            "reload lib=logic version=7 path=/home/me/my%20game/100%25/target/liblogic.so%0Ax sha256=ab12\n"
+        );
+        assert_eq!(ToHost::decode(&line), Ok(msg));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_paths_survive() {
+        use std::os::unix::ffi::OsStrExt;
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(b"/tmp/\xff\xfe.so"));
+        let msg = ToHost::Reload(Reload {
+            lib: "l".into(),
+            version: 1,
+            path,
+            sha256: None,
+        });
+        assert_eq!(ToHost::decode(&msg.encode()), Ok(msg));
+    }
+
+    #[test]
+    fn runner_messages_round_trip() {
+        let msgs = [
+            ToRunner::Hello(Hello {
+                protocol: PROTOCOL_VERSION,
+                pid: 42,
+                lib: "logic".into(),
+                version: 0,
+                sha256: "00ff".into(),
+            }),
+            ToRunner::Swapped(Swapped {
+                lib: "logic".into(),
+                version: 3,
+                timing: SwapTiming {
+                    copy: Duration::from_micros(180),
+                    load: Duration::from_micros(95),
+                    wait: Duration::from_micros(4),
+                    unload: Duration::from_micros(30),
+                },
+            }),
+            ToRunner::Failed(Failed {
+                lib: "logic".into(),
+                version: 4,
+                reason: "symbol `step` missing from /x y/liblogic.so".into(),
+            }),
+        ];
+        for msg in msgs {
+            let line = msg.encode();
+            assert!(
+                line.ends_with('\n') && line.matches('\n').count() == 1,
+                "{line:?}"
+            );
+            assert_eq!(ToRunner::decode(&line), Ok(msg));
+        }
+    }
+
+    #[test]
+    fn newer_peers_are_tolerated() {
+        let line =
+            "swapped lib=l version=2 copy_us=1 load_us=2 wait_us=3 unload_us=4 gpu_us=9 flag\n";
+        assert!(matches!(ToRunner::decode(line), Ok(ToRunner::Swapped(_))));
+        assert_eq!(
+            ToRunner::decode("panicked lib=l"),
+            Err(DecodeError::UnknownVerb("panicked".into()))
+        );
+    }
+
+    #[test]
+    fn malformed_lines_are_errors() {
+        assert_eq!(ToHost::decode(""), Err(DecodeError::Empty));
+        assert_eq!(
+            ToHost::decode("reload lib=l path=/x"),
+            Err(DecodeError::Missing {
+                verb: "reload",
+                key: "version"
+            })
+        );
+        assert!(matches!(
+            ToHost::decode("reload lib=l version=x path=/x"),
+            Err(DecodeError::Bad { key: "version", .. })
+        ));
+        assert!(matches!(
+            ToHost::decode("reload lib=l version=1 path=%4"),
+            Err(DecodeError::Bad { key: "path", .. })
+        ));
+    }
+
+    #[test]
+    fn env_names() {
+        assert_eq!(lib_env_var("my-logic"), "DYLIB_DEV_LIB_MY_LOGIC");
+        assert_eq!(sha256_env_var("logic2"), "DYLIB_DEV_SHA256_LOGIC2");
+    }
+}
