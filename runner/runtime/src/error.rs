@@ -38,7 +38,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The copy's bytes are not the ones the runner built.
-    #[error("sha256 of {path} is {actual}, the runner expected {expected}")]
+    #[error("hash mismatch: {path} was copied as {actual}, the runner expected {expected}")]
     HashMismatch {
         /// The artifact.
         path: PathBuf,

@@ -51,7 +51,7 @@ type Validator<S> = Box<dyn Fn(&S) -> Result<(), String> + Send + Sync>;
 pub struct Builder<S> {
     name: String,
     artifact: Option<PathBuf>,
-    sha256: Option<String>,
+    hash: Option<String>,
     socket: Option<PathBuf>,
     copies_base: Option<PathBuf>,
     policy: SwapPolicy,
@@ -65,7 +65,7 @@ impl<S: Symbols> Builder<S> {
         Builder {
             name: name.to_string(),
             artifact: None,
-            sha256: None,
+            hash: None,
             socket: None,
             copies_base: None,
             policy: SwapPolicy::default(),
@@ -79,7 +79,7 @@ impl<S: Symbols> Builder<S> {
         let var = |key: &str| std::env::var_os(key).filter(|v| !v.is_empty());
         let mut b = Builder::new(name);
         b.artifact = var(&protocol::lib_env_var(name)).map(PathBuf::from);
-        b.sha256 = var(&protocol::sha256_env_var(name)).map(|v| v.to_string_lossy().into_owned());
+        b.hash = var(&protocol::hash_env_var(name)).map(|v| v.to_string_lossy().into_owned());
         b.socket = var(protocol::ENV_SOCKET).map(PathBuf::from);
         b.copies_base = var(protocol::ENV_DIR).map(PathBuf::from);
         b
@@ -91,9 +91,10 @@ impl<S: Symbols> Builder<S> {
         self
     }
 
-    /// Refuses the initial artifact unless its SHA-256 (hex) is this.
-    pub fn sha256(mut self, hex: impl Into<String>) -> Self {
-        self.sha256 = Some(hex.into());
+    /// Refuses the initial artifact unless its hash (`blake3:<hex>`, see
+    /// [`hash_file`](crate::hash_file)) is this.
+    pub fn hash(mut self, hash: impl Into<String>) -> Self {
+        self.hash = Some(hash.into());
         self
     }
 
@@ -150,13 +151,13 @@ impl<S: Symbols> Builder<S> {
             channel,
             copies,
         };
-        let first = shared.prepare(&artifact, self.sha256.as_deref(), 0)?;
+        let first = shared.prepare(&artifact, self.hash.as_deref(), 0)?;
         let hello = ToRunner::Hello(Hello {
             protocol: protocol::PROTOCOL_VERSION,
             pid: std::process::id(),
             lib: shared.name.clone(),
             version: 0,
-            sha256: first.loaded.sha256.clone(),
+            hash: first.loaded.hash.clone(),
         });
         shared.current = Some(RwLock::new(first.loaded));
         let shared = Arc::new(shared);
@@ -354,7 +355,7 @@ struct Loaded<S> {
     // Declared first: nothing below may go while the pointers can still be reached.
     symbols: S,
     version: u64,
-    sha256: String,
+    hash: String,
     lib: Option<Library>,
     /// Held for its `Drop`, which deletes the file.
     _copy: CopyFile,
@@ -442,7 +443,7 @@ impl<S: Symbols> Shared<S> {
     fn prepare(
         &self,
         artifact: &Path,
-        sha256: Option<&str>,
+        expected_hash: Option<&str>,
         version: u64,
     ) -> Result<Prepared<S>, Error> {
         let start = Instant::now();
@@ -458,7 +459,7 @@ impl<S: Symbols> Shared<S> {
             to: copy.0.clone(),
             source,
         })?;
-        if let Some(expected) = sha256
+        if let Some(expected) = expected_hash
             && !expected.eq_ignore_ascii_case(&actual)
         {
             return Err(Error::HashMismatch {
@@ -491,7 +492,7 @@ impl<S: Symbols> Shared<S> {
             loaded: Loaded {
                 symbols,
                 version,
-                sha256: actual,
+                hash: actual,
                 lib: Some(lib),
                 _copy: copy,
             },
@@ -529,7 +530,7 @@ impl<S: Symbols> Shared<S> {
 
     /// Handles a reload request from the runner (on the control thread).
     pub(crate) fn handle_reload(&self, req: &protocol::Reload) {
-        let prepared = match self.prepare(&req.path, req.sha256.as_deref(), req.version) {
+        let prepared = match self.prepare(&req.path, req.hash.as_deref(), req.version) {
             Ok(prepared) => prepared,
             Err(e) => {
                 return self.finish(ReloadEvent::Failed(Failed {
@@ -569,11 +570,14 @@ impl<S: Symbols> Shared<S> {
 
     /// Records `event` for `update`, wakes waiters and tells the runner.
     fn finish(&self, event: ReloadEvent) {
-        self.send(&match &event {
+        let msg = match &event {
             ReloadEvent::Swapped(s) => ToRunner::Swapped(s.clone()),
             ReloadEvent::Failed(f) => ToRunner::Failed(f.clone()),
-        });
+        };
+        // Sent and recorded under one lock: a host woken by the event cannot exit before the
+        // runner was told, and the runner cannot ask the host before the event is recorded.
         let mut state = self.state();
+        self.send(&msg);
         state.seq += 1;
         state.latest = Some(event);
         self.changed.notify_all();

@@ -28,7 +28,7 @@
 //!
 //! 1. The runner rebuilds the logic crate and sends `reload` over the control socket.
 //! 2. The host's control thread (started by [`HotLib`]) wakes on it at once, copies the artifact
-//!    to a new, uniquely named file in a private directory, checks its SHA-256, `dlopen`s it and
+//!    to a new, uniquely named file in a private directory, checks its hash, `dlopen`s it and
 //!    resolves every declared function. Meanwhile the host keeps running the old version.
 //! 3. At a safe point (no call in flight; see [`SwapPolicy`]) the new version replaces the old,
 //!    the old library is closed and its copy deleted.
@@ -43,7 +43,7 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `DYLIB_DEV_LIB_<NAME>` | path of the artifact of library `<name>` (upper case, `-` as `_`) |
-//! | `DYLIB_DEV_SHA256_<NAME>` | its SHA-256 (hex); the copy is refused if it differs |
+//! | `DYLIB_DEV_HASH_<NAME>` | its hash, `blake3:<hex>`; a copy that differs is refused |
 //! | `DYLIB_DEV_SOCKET` | the runner's control socket; without it nothing reloads |
 //! | `DYLIB_DEV_DIR` | a private directory for the host's copies (default `$XDG_RUNTIME_DIR`, else the temp dir) |
 //!
@@ -72,7 +72,7 @@ pub mod protocol;
 mod symbols;
 
 pub use error::Error;
-pub use hash::sha256_file;
+pub use hash::{HASH_PREFIX, hash_file};
 pub use hot_lib::{
     Builder, Guard, HotLib, LazyHotLib, ReloadEvent, SwapPolicy, artifact_file_name,
 };

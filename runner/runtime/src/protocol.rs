@@ -12,8 +12,8 @@
 //! or messages without breaking an older peer.
 //!
 //! ```text
-//! host   -> runner  hello protocol=1 pid=4242 lib=logic version=0 sha256=9f86…
-//! runner -> host    reload lib=logic version=3 path=/home/me/game/target/dylib-dev/debug/liblogic.so sha256=60303a…
+//! host   -> runner  hello protocol=1 pid=4242 lib=logic version=0 hash=blake3:9f86…
+//! runner -> host    reload lib=logic version=3 path=/home/me/game/target/dylib-dev/debug/liblogic.so hash=blake3:6030…
 //! host   -> runner  swapped lib=logic version=3 copy_us=180 load_us=95 wait_us=4 unload_us=30
 //! host   -> runner  failed lib=logic version=4 reason=symbol%20%60step%60%20missing…
 //! ```
@@ -37,17 +37,17 @@ pub const ENV_DIR: &str = "DYLIB_DEV_DIR";
 /// Prefix of the per-library variable holding the artifact path; see [`lib_env_var`].
 pub const ENV_LIB_PREFIX: &str = "DYLIB_DEV_LIB_";
 
-/// Prefix of the per-library variable holding the artifact's SHA-256; see [`sha256_env_var`].
-pub const ENV_SHA256_PREFIX: &str = "DYLIB_DEV_SHA256_";
+/// Prefix of the per-library variable holding the artifact's hash; see [`hash_env_var`].
+pub const ENV_HASH_PREFIX: &str = "DYLIB_DEV_HASH_";
 
 /// The variable naming the artifact of library `lib`: `DYLIB_DEV_LIB_` + [`env_suffix`].
 pub fn lib_env_var(lib: &str) -> String {
     format!("{ENV_LIB_PREFIX}{}", env_suffix(lib))
 }
 
-/// The variable holding the expected SHA-256 (hex) of library `lib`'s artifact.
-pub fn sha256_env_var(lib: &str) -> String {
-    format!("{ENV_SHA256_PREFIX}{}", env_suffix(lib))
+/// The variable holding the expected hash (`blake3:<hex>`) of library `lib`'s artifact.
+pub fn hash_env_var(lib: &str) -> String {
+    format!("{ENV_HASH_PREFIX}{}", env_suffix(lib))
 }
 
 /// A library name as an environment variable suffix: upper case, anything but `A-Z0-9` as `_`
@@ -73,8 +73,9 @@ pub struct Reload {
     pub version: u64,
     /// The artifact cargo reported; the host copies it before loading.
     pub path: PathBuf,
-    /// SHA-256 (lowercase hex) the copy must have; `None` skips the check.
-    pub sha256: Option<String>,
+    /// The hash the copy must have (`blake3:<hex>`, see [`hash_file`](crate::hash_file));
+    /// `None` skips the check.
+    pub hash: Option<String>,
 }
 
 /// Host to runner, first message on a connection: who is speaking.
@@ -88,8 +89,8 @@ pub struct Hello {
     pub lib: String,
     /// The version loaded at start (0 for the artifact named in the environment).
     pub version: u64,
-    /// SHA-256 of the copy loaded at start.
-    pub sha256: String,
+    /// Hash of the copy loaded at start.
+    pub hash: String,
 }
 
 /// Where the time of one swap went, measured by the host.
@@ -190,8 +191,8 @@ impl ToHost {
                 line.field("lib", r.lib.as_bytes());
                 line.field("version", r.version.to_string().as_bytes());
                 line.field("path", &path_bytes(&r.path));
-                if let Some(h) = &r.sha256 {
-                    line.field("sha256", h.as_bytes());
+                if let Some(h) = &r.hash {
+                    line.field("hash", h.as_bytes());
                 }
                 line.finish()
             }
@@ -208,7 +209,7 @@ impl ToHost {
                     lib: f.string("lib")?,
                     version: f.number("version")?,
                     path: bytes_path(f.bytes("path")?),
-                    sha256: f.optional_string("sha256")?,
+                    hash: f.optional_string("hash")?,
                 }))
             }
             other => Err(DecodeError::UnknownVerb(other.to_string())),
@@ -226,7 +227,7 @@ impl ToRunner {
                 line.field("pid", h.pid.to_string().as_bytes());
                 line.field("lib", h.lib.as_bytes());
                 line.field("version", h.version.to_string().as_bytes());
-                line.field("sha256", h.sha256.as_bytes());
+                line.field("hash", h.hash.as_bytes());
                 line.finish()
             }
             ToRunner::Swapped(s) => {
@@ -264,7 +265,7 @@ impl ToRunner {
                     pid: f.number("pid")?,
                     lib: f.string("lib")?,
                     version: f.number("version")?,
-                    sha256: f.string("sha256")?,
+                    hash: f.string("hash")?,
                 }))
             }
             "swapped" => {
@@ -449,12 +450,12 @@ mod tests {
             lib: "logic".into(),
             version: 7,
             path: PathBuf::from("/home/me/my game/100%/target/liblogic.so\nx"),
-            sha256: Some("ab12".into()),
+            hash: Some("blake3:ab12".into()),
         });
         let line = msg.encode();
         assert_eq!(
             line,
-            "reload lib=logic version=7 path=/home/me/my%20game/100%25/target/liblogic.so%0Ax sha256=ab12\n"
+            "reload lib=logic version=7 path=/home/me/my%20game/100%25/target/liblogic.so%0Ax hash=blake3:ab12\n"
         );
         assert_eq!(ToHost::decode(&line), Ok(msg));
     }
@@ -468,7 +469,7 @@ mod tests {
             lib: "l".into(),
             version: 1,
             path,
-            sha256: None,
+            hash: None,
         });
         assert_eq!(ToHost::decode(&msg.encode()), Ok(msg));
     }
@@ -481,7 +482,7 @@ mod tests {
                 pid: 42,
                 lib: "logic".into(),
                 version: 0,
-                sha256: "00ff".into(),
+                hash: "blake3:00ff".into(),
             }),
             ToRunner::Swapped(Swapped {
                 lib: "logic".into(),
@@ -543,6 +544,6 @@ mod tests {
     #[test]
     fn env_names() {
         assert_eq!(lib_env_var("my-logic"), "DYLIB_DEV_LIB_MY_LOGIC");
-        assert_eq!(sha256_env_var("logic2"), "DYLIB_DEV_SHA256_LOGIC2");
+        assert_eq!(hash_env_var("logic2"), "DYLIB_DEV_HASH_LOGIC2");
     }
 }
