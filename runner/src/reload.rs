@@ -1,0 +1,386 @@
+//! The runner's end of the reload protocol (see [`dylib_dev_runtime::protocol`]): the private
+//! directory and control socket a host is started with, and reload requests answered with the
+//! host's timing.
+//!
+//! Blocking, with timeouts: the watch loop calls it from its own thread. Connections are accepted
+//! on a background thread, so a host that connects while the runner is busy building is not kept
+//! waiting.
+
+use dylib_dev_runtime::private_dir::{PrivateDir, default_base};
+use dylib_dev_runtime::protocol::{self, Hello, Reload, SwapTiming, ToHost, ToRunner};
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Prefix of the runner's private directory under the base (stale ones are found by it).
+const DIR_PREFIX: &str = "dylib-dev-run-";
+
+/// File name of the control socket inside the private directory.
+const SOCKET_NAME: &str = "control.sock";
+
+/// How long a new connection may take to say hello before it is dropped.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What can go wrong talking to a host. The host's own refusals are not errors but
+/// [`Outcome::Failed`].
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The private directory or the socket could not be made.
+    #[error("cannot set up the control socket under {base}: {source}")]
+    Setup {
+        /// Where the private directory was to go.
+        base: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The artifact could not be read to hash it.
+    #[error("cannot hash {path}: {source}")]
+    Hash {
+        /// The artifact.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// No host connected for this library in time.
+    #[error(
+        "no host loaded `{lib}` within {waited:?} (does the host open it through dylib-dev-runtime?)"
+    )]
+    NoHost {
+        /// The library.
+        lib: String,
+        /// How long the runner waited.
+        waited: Duration,
+    },
+    /// The host closed the connection (exited or crashed).
+    #[error("the host of `{lib}` disconnected")]
+    Disconnected {
+        /// The library.
+        lib: String,
+    },
+    /// The host did not answer in time; a call into the library that never returns blocks a swap.
+    #[error(
+        "the host did not answer reload {version} of `{lib}` within {waited:?} (stuck in a call?)"
+    )]
+    NoAnswer {
+        /// The library.
+        lib: String,
+        /// The version requested.
+        version: u64,
+        /// How long the runner waited.
+        waited: Duration,
+    },
+}
+
+/// The host's answer to a reload request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The new version runs.
+    Swapped(SwapTiming),
+    /// Refused (load error, missing symbol, hash mismatch, ...); the old version still runs.
+    Failed(String),
+}
+
+/// One reload as the runner saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// The library.
+    pub lib: String,
+    /// The version requested.
+    pub version: u64,
+    /// What the host answered.
+    pub outcome: Outcome,
+    /// Hashing the artifact before sending.
+    pub hash_time: Duration,
+    /// From sending the request to reading the answer.
+    pub round_trip: Duration,
+}
+
+/// The control socket hosts connect to, and the hosts connected to it, one per library.
+pub struct ReloadServer {
+    dir: PrivateDir,
+    socket: PathBuf,
+    incoming: Receiver<HostConn>,
+    hosts: HashMap<String, HostConn>,
+    closing: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl ReloadServer {
+    /// Creates the private directory and socket under `$XDG_RUNTIME_DIR` (else the temp dir).
+    pub fn start() -> Result<Self, ReloadError> {
+        Self::start_in(&default_base())
+    }
+
+    /// Creates the private directory (mode 0700) under `base` with the socket in it, removing
+    /// the directories of runners that were killed.
+    pub fn start_in(base: &Path) -> Result<Self, ReloadError> {
+        let setup = |source| ReloadError::Setup {
+            base: base.to_path_buf(),
+            source,
+        };
+        let dir = PrivateDir::create(base, DIR_PREFIX).map_err(setup)?;
+        let socket = dir.path().join(SOCKET_NAME);
+        let listener = UnixListener::bind(&socket).map_err(setup)?;
+        let (tx, incoming) = mpsc::channel();
+        let closing = Arc::new(AtomicBool::new(false));
+        let stop = closing.clone();
+        let acceptor = std::thread::Builder::new()
+            .name("dylib-dev-accept".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    // A connection that fails or never says hello is no host of ours.
+                    if let Some(conn) = stream.ok().and_then(|s| HostConn::greet(s).ok())
+                        && tx.send(conn).is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+            .map_err(setup)?;
+        Ok(ReloadServer {
+            dir,
+            socket,
+            incoming,
+            hosts: HashMap::new(),
+            closing,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    /// The private directory; hosts put their copies under it.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The control socket.
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The variables to set on a host process that loads `libs` (name, artifact path).
+    pub fn host_env(&self, libs: &[(&str, &Path)]) -> Result<Vec<(String, OsString)>, ReloadError> {
+        let mut env = vec![
+            (
+                protocol::ENV_SOCKET.to_string(),
+                self.socket.clone().into_os_string(),
+            ),
+            (
+                protocol::ENV_DIR.to_string(),
+                self.dir.path().as_os_str().to_owned(),
+            ),
+        ];
+        for (lib, artifact) in libs {
+            env.push((protocol::lib_env_var(lib), artifact.as_os_str().to_owned()));
+            env.push((protocol::hash_env_var(lib), hash(artifact)?.into()));
+        }
+        Ok(env)
+    }
+
+    /// Waits until a host has loaded `lib` and said hello; returns its hello.
+    pub fn wait_for_host(&mut self, lib: &str, timeout: Duration) -> Result<&Hello, ReloadError> {
+        let deadline = Instant::now() + timeout;
+        self.accept_pending();
+        while !self.hosts.contains_key(lib) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.incoming.recv_timeout(left) {
+                Ok(conn) => self.add(conn),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                    return Err(ReloadError::NoHost {
+                        lib: lib.to_string(),
+                        waited: timeout,
+                    });
+                }
+            }
+        }
+        Ok(&self.hosts[lib].hello)
+    }
+
+    /// The hello of the host currently serving `lib`, if one is connected.
+    pub fn host(&mut self, lib: &str) -> Option<&Hello> {
+        self.accept_pending();
+        self.hosts.get(lib).map(|c| &c.hello)
+    }
+
+    /// Forgets every host connection, e.g. before restarting the host.
+    pub fn forget_hosts(&mut self) {
+        self.accept_pending();
+        self.hosts.clear();
+    }
+
+    /// Asks the host of `lib` to swap in `artifact` as `version` and waits for its answer, all
+    /// within `timeout`. The artifact is hashed here so the host can verify its copy.
+    pub fn reload(
+        &mut self,
+        lib: &str,
+        version: u64,
+        artifact: &Path,
+        timeout: Duration,
+    ) -> Result<ReloadReport, ReloadError> {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let hash = hash(artifact)?;
+        let hash_time = start.elapsed();
+        self.wait_for_host(lib, deadline.saturating_duration_since(Instant::now()))?;
+        let request = ToHost::Reload(Reload {
+            lib: lib.to_string(),
+            version,
+            path: artifact.to_path_buf(),
+            hash: Some(hash),
+        });
+        let sent = Instant::now();
+        let result = self
+            .hosts
+            .get_mut(lib)
+            .expect("waited for above")
+            .exchange(&request, deadline);
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(Exchange::Closed) => {
+                self.hosts.remove(lib);
+                return Err(ReloadError::Disconnected {
+                    lib: lib.to_string(),
+                });
+            }
+            Err(Exchange::TimedOut) => {
+                return Err(ReloadError::NoAnswer {
+                    lib: lib.to_string(),
+                    version,
+                    waited: timeout,
+                });
+            }
+        };
+        Ok(ReloadReport {
+            lib: lib.to_string(),
+            version,
+            outcome,
+            hash_time,
+            round_trip: sent.elapsed(),
+        })
+    }
+
+    fn accept_pending(&mut self) {
+        while let Ok(conn) = self.incoming.try_recv() {
+            self.add(conn);
+        }
+    }
+
+    fn add(&mut self, conn: HostConn) {
+        // The newest connection wins: it is the restarted host.
+        self.hosts.insert(conn.hello.lib.clone(), conn);
+    }
+}
+
+impl Drop for ReloadServer {
+    fn drop(&mut self) {
+        self.closing.store(true, Ordering::Relaxed);
+        // Wake the acceptor out of `accept` so it sees the flag.
+        let _ = UnixStream::connect(&self.socket);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+fn hash(artifact: &Path) -> Result<String, ReloadError> {
+    dylib_dev_runtime::hash_file(artifact).map_err(|source| ReloadError::Hash {
+        path: artifact.to_path_buf(),
+        source,
+    })
+}
+
+/// One host library's connection.
+struct HostConn {
+    hello: Hello,
+    lines: Lines,
+    writer: UnixStream,
+}
+
+/// Why an exchange ended without an answer.
+enum Exchange {
+    Closed,
+    TimedOut,
+}
+
+impl HostConn {
+    /// Reads the hello of a new connection.
+    fn greet(stream: UnixStream) -> io::Result<HostConn> {
+        let writer = stream.try_clone()?;
+        let mut lines = Lines {
+            reader: BufReader::new(stream),
+            partial: String::new(),
+        };
+        match lines.recv(Instant::now() + HELLO_TIMEOUT)? {
+            Some(ToRunner::Hello(hello)) => Ok(HostConn {
+                hello,
+                lines,
+                writer,
+            }),
+            _ => Err(io::Error::new(io::ErrorKind::InvalidData, "no hello")),
+        }
+    }
+
+    /// Sends `request` and reads until its answer.
+    fn exchange(&mut self, request: &ToHost, deadline: Instant) -> Result<Outcome, Exchange> {
+        let ToHost::Reload(req) = request;
+        self.writer
+            .write_all(request.encode().as_bytes())
+            .map_err(|_| Exchange::Closed)?;
+        loop {
+            match self.lines.recv(deadline) {
+                Ok(Some(ToRunner::Swapped(s))) if s.lib == req.lib && s.version == req.version => {
+                    return Ok(Outcome::Swapped(s.timing));
+                }
+                Ok(Some(ToRunner::Failed(f))) if f.lib == req.lib && f.version == req.version => {
+                    return Ok(Outcome::Failed(f.reason));
+                }
+                // A late answer to an earlier request that timed out, or a message of a newer
+                // host that this runner does not know.
+                Ok(_) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(Exchange::TimedOut);
+                }
+                Err(_) => return Err(Exchange::Closed),
+            }
+        }
+    }
+}
+
+/// The messages of one connection, read with deadlines.
+struct Lines {
+    reader: BufReader<UnixStream>,
+    /// Bytes of a line whose read timed out half-way; completed by the next read.
+    partial: String,
+}
+
+impl Lines {
+    /// Reads one message before `deadline`: `Ok(None)` for a line that does not decode.
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<ToRunner>> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // A zero timeout means "block forever" to the OS; the smallest real one instead.
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+        self.reader.read_line(&mut self.partial)?;
+        if !self.partial.ends_with('\n') {
+            // `read_line` returns a line without its newline only at the end of the stream.
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let line = std::mem::take(&mut self.partial);
+        Ok(ToRunner::decode(&line).ok())
+    }
+}
