@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod platform;
 pub mod project;
 pub mod record;
+#[cfg(unix)] // the control socket is a Unix domain socket
 pub mod reload;
 pub mod source_edit;
 pub mod toolchain;

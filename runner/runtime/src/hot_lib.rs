@@ -145,6 +145,7 @@ impl<S: Symbols> Builder<S> {
             policy: self.policy,
             validate: self.validate,
             next_copy: AtomicU64::new(0),
+            version: AtomicU64::new(0),
             current: None,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
@@ -193,9 +194,10 @@ impl<S: Symbols> HotLib<S> {
         Builder::from_env(name).open()
     }
 
-    /// Runs `f` with the current version's functions.
+    /// Runs `f` with the current version's functions (pinned for the duration of `f`).
     ///
-    /// This is the one place every call into the library passes, where a panic boundary goes.
+    /// Every call into the library, through here or a [`Guard`], goes through a generated
+    /// [`Symbols`] method and so through [`call_boundary`](crate::call_boundary).
     #[inline]
     pub fn call<R>(&self, f: impl FnOnce(&S) -> R) -> R {
         f(&self.lock())
@@ -222,7 +224,8 @@ impl<S: Symbols> HotLib<S> {
 
     /// The running version: 0 for the first, then the runner's number of each swap.
     pub fn version(&self) -> u64 {
-        self.lock().version()
+        // Not through the lock: safe to ask while this thread holds a `Guard`.
+        self.shared.version.load(Ordering::Acquire)
     }
 
     /// Whether a runner is connected, i.e. reloads can happen at all.
@@ -414,6 +417,8 @@ pub(crate) struct Shared<S> {
     policy: SwapPolicy,
     validate: Option<Validator<S>>,
     next_copy: AtomicU64,
+    /// The running version, readable without the lock.
+    version: AtomicU64,
     /// `None` only while opening.
     current: Option<RwLock<Loaded<S>>>,
     state: Mutex<State<S>>,
@@ -510,6 +515,7 @@ impl<S: Symbols> Shared<S> {
                 .current()
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
+            self.version.store(version, Ordering::Release);
             std::mem::replace(&mut *current, prepared.loaded)
         };
         let wait = start.elapsed();

@@ -76,4 +76,4 @@ pub use hash::{HASH_PREFIX, hash_file};
 pub use hot_lib::{
     Builder, Guard, HotLib, LazyHotLib, ReloadEvent, SwapPolicy, artifact_file_name,
 };
-pub use symbols::{SymbolSource, Symbols};
+pub use symbols::{SymbolSource, Symbols, call_boundary};

@@ -50,6 +50,14 @@ impl SymbolSource<'_> {
     }
 }
 
+/// Runs one call into a library. Every generated call passes here: the single place for what
+/// must wrap all of them (catching panics, timing calls).
+#[doc(hidden)]
+#[inline(always)]
+pub fn call_boundary<R>(call: impl FnOnce() -> R) -> R {
+    call()
+}
+
 /// Declares the functions a host calls in a reloadable library and generates typed wrappers.
 ///
 /// ```no_run
@@ -95,6 +103,10 @@ impl SymbolSource<'_> {
 ///
 /// Values borrowed from the library (string literals, trait objects, function pointers) must not
 /// outlive the version that returned them: return owned data.
+///
+/// Each free function pins the current version for one call. Logic that calls back into the host
+/// must not re-enter the free functions on the same thread (a swap waiting between the two read
+/// locks deadlocks): pass the host a [`Guard`](crate::Guard) and call through it instead.
 #[macro_export]
 macro_rules! hot_module {
     (
@@ -146,9 +158,12 @@ macro_rules! hot_module {
                     $(#[$fn_meta])*
                     #[inline]
                     pub fn $fn_name(&self, $($arg: $arg_ty),*) $(-> $ret)? {
-                        // SAFETY: `self` borrows the version the pointer came from, which stays
-                        // loaded until the borrow ends; the type is the declared signature.
-                        unsafe { (self.$fn_name)($($arg),*) }
+                        $crate::call_boundary(|| {
+                            // SAFETY: `self` borrows the version the pointer came from, which
+                            // stays loaded until the borrow ends; the type is the declared
+                            // signature.
+                            unsafe { (self.$fn_name)($($arg),*) }
+                        })
                     }
                 )*)*
             }
