@@ -51,7 +51,7 @@ pub struct CargoBuild {
     program: OsString,
     current_dir: Option<PathBuf>,
     manifest_path: Option<PathBuf>,
-    package: Option<String>,
+    packages: Vec<String>,
     features: Vec<String>,
     release: bool,
     bins: Vec<String>,
@@ -77,7 +77,7 @@ impl CargoBuild {
             program: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
             current_dir: None,
             manifest_path: None,
-            package: None,
+            packages: Vec::new(),
             features: Vec::new(),
             release: false,
             bins: Vec::new(),
@@ -109,9 +109,9 @@ impl CargoBuild {
         self
     }
 
-    /// `-p <spec>`.
+    /// Adds `-p <spec>` (once per package to build).
     pub fn package(mut self, spec: impl Into<String>) -> Self {
-        self.package = Some(spec.into());
+        self.packages.push(spec.into());
         self
     }
 
@@ -209,7 +209,7 @@ impl CargoBuild {
         if let Some(path) = &self.manifest_path {
             cmd.arg("--manifest-path").arg(path);
         }
-        if let Some(spec) = &self.package {
+        for spec in &self.packages {
             cmd.args(["--package", spec]);
         }
         for list in &self.features {

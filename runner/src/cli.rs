@@ -64,6 +64,25 @@ pub enum Command {
     Run(RunArgs),
     /// Report the toolchain, linker and what a dynamic build needs.
     Doctor(DoctorArgs),
+    /// Run the host; on every change rebuild, swap logic into it or restart it.
+    Watch(WatchArgs),
+}
+
+/// Arguments of `watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// `-p` names the host package (default: `[workspace.metadata.dylib-dev] host`, or the only binary).
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Trailing debounce of file events in milliseconds (default 30, or `debounce-ms` in the config).
+    #[arg(long, value_name = "MS")]
+    pub debounce_ms: Option<u64>,
+    /// How long the host may take to answer a reload before it is restarted.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub reload_timeout_ms: u64,
+    /// Arguments for the host.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 /// Arguments of `wrap`.
@@ -118,6 +137,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => crate::dynamic::build_command(&args),
         Command::Run(args) => crate::dynamic::run_command(&args),
         Command::Doctor(args) => crate::doctor::command(&args),
+        Command::Watch(args) => crate::watch::command(&args, quiet),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod dynamic;
 pub mod fsutil;
 pub mod heavy;
+pub mod host;
 pub mod logging;
 pub mod manifest;
 pub mod platform;

@@ -56,24 +56,7 @@ impl Project {
     /// `with_deps` resolves the whole dependency graph (needed to tell proc-macros and lib names);
     /// without it only workspace members are read, which is fast and offline.
     pub fn load(args: &PackageArgs, with_deps: bool) -> Result<Project, ProjectError> {
-        let manifest_path = locate_manifest(args.manifest_path.as_deref())?;
-        // Parse it ourselves first: our error names the file and the line, and nothing runs.
-        manifest::Manifest::read(&manifest_path)?;
-        let mut cmd = MetadataCommand::new();
-        cmd.manifest_path(&manifest_path);
-        if with_deps {
-            // Optional dependencies must be in the graph too: they can be wrapped.
-            cmd.features(cargo_metadata::CargoOpt::AllFeatures);
-        } else {
-            cmd.no_deps();
-        }
-        let metadata = cmd.exec().map_err(|err| ProjectError::Metadata {
-            path: manifest_path.clone(),
-            stderr: match err {
-                cargo_metadata::Error::CargoMetadata { stderr } => stderr.trim_end().to_string(),
-                other => other.to_string(),
-            },
-        })?;
+        let (manifest_path, metadata) = load_metadata(args, with_deps)?;
         let package_id = select_package(&metadata, &manifest_path, args.package.as_deref())?;
         Ok(Project {
             metadata,
@@ -113,6 +96,33 @@ impl Project {
             .into_iter()
             .find(|p| p.name.as_str() == name)
     }
+}
+
+/// Runs `cargo metadata` for the workspace named by `--manifest-path` (or found from the current
+/// directory), without selecting a package; returns the manifest path it started from too.
+pub fn load_metadata(
+    args: &PackageArgs,
+    with_deps: bool,
+) -> Result<(PathBuf, Metadata), ProjectError> {
+    let manifest_path = locate_manifest(args.manifest_path.as_deref())?;
+    // Parse it ourselves first: our error names the file and the line, and nothing runs.
+    manifest::Manifest::read(&manifest_path)?;
+    let mut cmd = MetadataCommand::new();
+    cmd.manifest_path(&manifest_path);
+    if with_deps {
+        // Optional dependencies must be in the graph too: they can be wrapped.
+        cmd.features(cargo_metadata::CargoOpt::AllFeatures);
+    } else {
+        cmd.no_deps();
+    }
+    let metadata = cmd.exec().map_err(|err| ProjectError::Metadata {
+        path: manifest_path.clone(),
+        stderr: match err {
+            cargo_metadata::Error::CargoMetadata { stderr } => stderr.trim_end().to_string(),
+            other => other.to_string(),
+        },
+    })?;
+    Ok((manifest_path, metadata))
 }
 
 /// Finds the manifest: `--manifest-path`, else `Cargo.toml` in the current directory or a parent.

@@ -1,4 +1,42 @@
 //! `dylib-dev watch`: rebuild on change, swap logic into the running host, restart it otherwise.
+pub mod build;
 pub mod fs;
 pub mod model;
 pub mod route;
+pub mod session;
+
+use crate::cli::WatchArgs;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Runs `dylib-dev watch`.
+pub fn command(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let mut package_args = args.build.package.clone();
+    let host_override = package_args.package.take();
+    let (_, metadata) = crate::project::load_metadata(&package_args, false)?;
+    let mut model = model::WatchModel::from_metadata(&metadata, host_override.as_deref())?;
+    if let Some(ms) = args.debounce_ms {
+        model.debounce = Duration::from_millis(ms);
+    }
+    let host_package = metadata
+        .workspace_packages()
+        .into_iter()
+        .find(|p| p.name.as_str() == model.host)
+        .cloned()
+        .expect("the model's host is a member");
+    let session = session::Session {
+        model,
+        build: build::BuildOptions {
+            features: args.build.features.clone(),
+            release: args.build.release,
+        },
+        args: args.args.clone(),
+        quiet,
+        reload_timeout: Duration::from_millis(args.reload_timeout_ms),
+        host_package,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(session.run())
+}

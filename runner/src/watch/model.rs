@@ -3,7 +3,6 @@
 //!
 //! Unconfigured, the logic crates are the members whose library is a `cdylib` or `dylib` (other
 //! than a generated `<name>-deps` crate) and the host is the one member with a binary.
-use crate::project::Project;
 use cargo_metadata::{Package, TargetKind};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -90,6 +89,8 @@ pub struct WatchModel {
     pub host_has_dynamic: bool,
     /// Logic packages (name, library target name).
     pub logic: Vec<(String, String)>,
+    /// Logic packages that have the `dynamic` feature of a wrapped package.
+    pub logic_with_dynamic: Vec<String>,
     /// Every local package, with its role.
     pub packages: Vec<LocalPackage>,
     /// Trailing debounce.
@@ -126,11 +127,10 @@ pub enum ModelError {
 
 impl WatchModel {
     /// Builds the model; `host_override` is `-p` on the command line.
-    pub fn from_project(
-        project: &Project,
+    pub fn from_metadata(
+        meta: &cargo_metadata::Metadata,
         host_override: Option<&str>,
     ) -> Result<WatchModel, ModelError> {
-        let meta = &project.metadata;
         let members: Vec<&Package> = meta.workspace_packages();
         let member_names = || {
             let mut names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
@@ -247,10 +247,15 @@ impl WatchModel {
             .collect();
         Ok(WatchModel {
             workspace_root: meta.workspace_root.as_std_path().to_path_buf(),
-            target_dir: project.dynamic_target_dir().into_std_path_buf(),
+            target_dir: meta.target_directory.join("dylib-dev").into_std_path_buf(),
             host: host.name.to_string(),
             host_bin,
             host_has_dynamic: host.features.contains_key(crate::wrap::FEATURE),
+            logic_with_dynamic: logic_pkgs
+                .iter()
+                .filter(|p| p.features.contains_key(crate::wrap::FEATURE))
+                .map(|p| p.name.to_string())
+                .collect(),
             logic,
             packages,
             debounce: settings

@@ -101,6 +101,7 @@ mod tests {
             host_bin: "game".into(),
             host_has_dynamic: true,
             logic: vec![("systems".into(), "systems".into())],
+            logic_with_dynamic: vec![],
             packages: vec![
                 pkg("game", "/w", Role::Host),
                 pkg("systems", "/w/systems", Role::Logic),

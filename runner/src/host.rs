@@ -1,0 +1,100 @@
+//! The host process: started with the right environment, stopped politely then firmly.
+//!
+//! A host whose stdin is not a terminal runs in its own process group, so a stop reaches every
+//! process it started. An interactive host (stdin is a terminal, e.g. a REPL prompt) stays in the
+//! terminal's foreground group: a background group would be stopped by SIGTTIN the moment it
+//! reads its prompt. Ctrl-C then reaches it directly, as it does under `cargo run`.
+use crate::platform::{self, Stop};
+use std::io::IsTerminal;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+/// A running host.
+pub struct HostProcess {
+    child: tokio::process::Child,
+    pid: u32,
+    group: bool,
+}
+
+impl HostProcess {
+    /// Starts `cmd` (stdout and stderr go straight to ours).
+    pub fn start(cmd: std::process::Command) -> std::io::Result<HostProcess> {
+        let mut cmd = tokio::process::Command::from(cmd);
+        let group = !std::io::stdin().is_terminal();
+        if group {
+            cmd.process_group(0);
+        }
+        cmd.kill_on_drop(true);
+        let child = cmd.spawn()?;
+        let pid = child.id().unwrap_or(0);
+        Ok(HostProcess { child, pid, group })
+    }
+
+    /// The host's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits for the host to exit on its own.
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        self.child.wait().await
+    }
+
+    /// SIGTERM (to its group), then SIGKILL once `grace` has passed; returns how it ended.
+    pub async fn stop(mut self, grace: Duration) -> std::io::Result<ExitStatus> {
+        if let Some(status) = self.child.try_wait()? {
+            self.reap_group();
+            return Ok(status);
+        }
+        // While the child is unreaped its pid cannot be reused, so the signal hits the right one.
+        platform::send_stop(self.pid, self.group, Stop::Terminate)?;
+        let status = match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(status) => status?,
+            Err(_) => {
+                tracing::debug!(
+                    pid = self.pid,
+                    "host ignored SIGTERM for {grace:?}; killing it"
+                );
+                platform::send_stop(self.pid, self.group, Stop::Kill)?;
+                self.child.wait().await?
+            }
+        };
+        self.reap_group();
+        Ok(status)
+    }
+
+    /// Kills anything the host left behind in its group (its own children).
+    fn reap_group(&self) {
+        if self.group {
+            let _ = platform::send_stop(self.pid, true, Stop::Kill);
+        }
+    }
+}
+
+/// `exit 0`, `exit 3`, `killed by SIGSEGV`: how a host ended, for status lines.
+pub fn describe(status: &ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exit {code}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            let name = match sig {
+                1 => "SIGHUP",
+                2 => "SIGINT",
+                6 => "SIGABRT",
+                9 => "SIGKILL",
+                11 => "SIGSEGV",
+                15 => "SIGTERM",
+                _ => "",
+            };
+            return if name.is_empty() {
+                format!("killed by signal {sig}")
+            } else {
+                format!("killed by {name}")
+            };
+        }
+    }
+    status.to_string()
+}

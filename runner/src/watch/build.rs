@@ -1,0 +1,82 @@
+//! The one cargo invocation every watch build uses, and what it produced.
+//!
+//! Every build names the same packages (host and all logic crates) with the same features, so
+//! cargo resolves features identically each time and the deps dylib is the very same artifact the
+//! running host has mapped; building `-p logic` alone could unify features differently and
+//! rebuild it. cargo skips whatever did not change, so a logic edit still compiles only logic.
+use super::model::WatchModel;
+use crate::cargo::{BuildOutcome, CargoBuild, CargoStderr};
+use cargo_metadata::TargetKind;
+use std::path::PathBuf;
+
+/// Build options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Extra features (`-F`), applied as cargo applies them.
+    pub features: Vec<String>,
+    /// `--release`.
+    pub release: bool,
+}
+
+/// The build of host and logic in dynamic mode.
+pub fn watch_build(model: &WatchModel, options: &BuildOptions, show_progress: bool) -> CargoBuild {
+    let mut build = CargoBuild::new()
+        .manifest_path(model.workspace_root.join("Cargo.toml"))
+        .package(&model.host)
+        .target_dir(&model.target_dir)
+        .release(options.release)
+        // Shared std for host, logic and deps: a panic in logic is then catchable by the host.
+        .rustflag("-Cprefer-dynamic")
+        .stderr(if show_progress {
+            CargoStderr::Inherit
+        } else {
+            CargoStderr::Capture
+        })
+        .own_process_group(true);
+    for (logic, _) in &model.logic {
+        build = build.package(logic);
+    }
+    if model.host_has_dynamic {
+        build = build.feature(format!("{}/{}", model.host, crate::wrap::FEATURE));
+    }
+    for logic in &model.logic_with_dynamic {
+        build = build.feature(format!("{logic}/{}", crate::wrap::FEATURE));
+    }
+    build.features(options.features.iter().cloned())
+}
+
+/// What a successful build produced.
+#[derive(Debug, Clone)]
+pub struct Products {
+    /// The host's executable.
+    pub host_exe: PathBuf,
+    /// Each logic library: (library target name, artifact path).
+    pub libs: Vec<(String, PathBuf)>,
+}
+
+/// Picks the host executable and logic libraries out of cargo's artifact messages.
+pub fn products(model: &WatchModel, outcome: &BuildOutcome) -> Option<Products> {
+    let host_exe = outcome
+        .artifacts
+        .iter()
+        .filter(|a| a.target.name == model.host_bin && a.target.kind.contains(&TargetKind::Bin))
+        .find_map(|a| a.executable.as_ref())?
+        .clone()
+        .into_std_path_buf();
+    let mut libs = Vec::new();
+    for (_, lib) in &model.logic {
+        let artifact = outcome.artifacts.iter().find(|a| {
+            &a.target.name == lib
+                && a.target
+                    .kind
+                    .iter()
+                    .any(|k| matches!(k, TargetKind::CDyLib | TargetKind::DyLib))
+        })?;
+        let file = artifact.filenames.iter().find(|f| {
+            let name = f.file_name().unwrap_or("");
+            name.ends_with(std::env::consts::DLL_SUFFIX)
+        })?;
+        libs.push((lib.clone(), file.clone().into_std_path_buf()));
+    }
+    Some(Products { host_exe, libs })
+}

@@ -1,0 +1,382 @@
+//! The watch loop: file events in, builds out, the host swapped or restarted.
+//!
+//! One build at a time. Changes that arrive while a build runs are coalesced and built right
+//! after it, instead of cancelling it: a cancelled rustc throws away the work it did, and the
+//! typical logic build is done in about a second anyway. If changes are pending when a build
+//! ends, its result is not acted on (it is already stale); the follow-up build acts for both.
+use super::build::{BuildOptions, Products, products, watch_build};
+use super::fs::{FsWatcher, PathFilter};
+use super::model::WatchModel;
+use super::route::{Route, merge, route_batch};
+use crate::cargo::{BuildHandle, BuildOutcome, CargoError};
+use crate::host::{self, HostProcess};
+use crate::reload::{Outcome, ReloadServer};
+use crate::toolchain::Toolchain;
+use crate::ui;
+use anyhow::Context;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Everything a watch session needs.
+pub struct Session {
+    /// Host, logic, deps.
+    pub model: WatchModel,
+    /// Features and profile.
+    pub build: BuildOptions,
+    /// Arguments for the host.
+    pub args: Vec<OsString>,
+    /// Status lines off.
+    pub quiet: bool,
+    /// How long a host may take to answer a reload.
+    pub reload_timeout: Duration,
+    /// cargo's `package` for `program_command`.
+    pub host_package: cargo_metadata::Package,
+}
+
+/// A batch of changes and when its first event was seen.
+struct Pending {
+    route: Route,
+    since: Instant,
+}
+
+/// A build in flight.
+struct InFlight {
+    route: Route,
+    handle: BuildHandle,
+    task: tokio::task::JoinHandle<Result<BuildOutcome, CargoError>>,
+    /// When the first change behind it was seen (debounce included in the latency).
+    since: Instant,
+}
+
+/// The running host and what it runs.
+struct Running {
+    process: HostProcess,
+    started: Instant,
+}
+
+impl Session {
+    /// Runs until Ctrl-C / SIGTERM.
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        let toolchain = Toolchain::detect()?;
+        let server = Arc::new(Mutex::new(
+            ReloadServer::start().context("failed to create the reload channel")?,
+        ));
+        let (tx, mut files) = mpsc::unbounded_channel::<Vec<PathBuf>>();
+        let filter = PathFilter::new(&self.model.workspace_root, &[self.model.target_dir.clone()]);
+        let roots: Vec<PathBuf> = vec![self.model.workspace_root.clone()];
+        let _watcher = FsWatcher::start(&roots, filter, self.model.debounce, move |paths| {
+            let _ = tx.send(paths);
+        })
+        .context("failed to watch the workspace")?;
+        let mut signals = Signals::new()?;
+
+        let mut pending: Option<Pending> = None;
+        let mut host: Option<Running> = None;
+        let mut version: u64 = 0;
+        let mut first = true;
+        let mut in_flight = Some(self.start_build(Route::Rebuild, Instant::now(), true)?);
+
+        loop {
+            let host_exit = async {
+                match host.as_mut() {
+                    Some(h) => h.process.wait().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let build_done = async {
+                match in_flight.as_mut() {
+                    Some(b) => (&mut b.task).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = signals.recv() => {
+                    if let Some(b) = in_flight.take() {
+                        let _ = b.handle.cancel(Duration::from_millis(500));
+                        let _ = b.task.await;
+                    }
+                    if let Some(h) = host.take() {
+                        let _ = h.process.stop(self.model.stop_timeout).await;
+                    }
+                    self.status("Stopped", "watcher, host and builds");
+                    return Ok(ExitCode::from(130));
+                }
+                Some(batch) = files.recv() => {
+                    let route = route_batch(&self.model, batch.iter().map(PathBuf::as_path));
+                    tracing::debug!(?route, files = batch.len(), "change");
+                    if route != Route::Ignore {
+                        pending = Some(match pending.take() {
+                            Some(p) => Pending { route: merge(p.route, route), since: p.since },
+                            None => Pending { route, since: Instant::now() - self.model.debounce },
+                        });
+                    }
+                }
+                status = host_exit => {
+                    let h = host.take().expect("a host was running");
+                    let how = status.map(|s| host::describe(&s)).unwrap_or_else(|e| e.to_string());
+                    self.status("Exited", format!("host (pid {}, {how}); waiting for a change", h.process.pid()));
+                    server.lock().unwrap_or_else(|e| e.into_inner()).forget_hosts();
+                }
+                done = build_done => {
+                    let flight = in_flight.take().expect("a build was running");
+                    let outcome = done.context("build task panicked")?.context("failed to run cargo")?;
+                    let stale = pending.is_some();
+                    if stale {
+                        // Newer edits are waiting: build them, acting for both routes at once.
+                        let p = pending.take().expect("checked");
+                        pending = Some(Pending { route: merge(flight.route.clone(), p.route), since: flight.since.min(p.since) });
+                    } else if !outcome.success {
+                        self.report_failure(&outcome, host.is_some());
+                    } else if let Some(made) = products(&self.model, &outcome) {
+                        let built = outcome.duration;
+                        let counts = outcome.counts();
+                        let warn = if counts.is_empty() { String::new() } else { format!(" ({counts})") };
+                        match (&flight.route, host.as_ref()) {
+                            (Route::Swap(_), Some(running)) => {
+                                version += 1;
+                                let restart = self.swap(&server, running, &made, version, built, &warn, flight.since).await;
+                                if restart {
+                                    let old = host.take().expect("running");
+                                    host = Some(self.restart(old, &server, &toolchain, made, "swap refused").await?);
+                                }
+                            }
+                            (_, Some(_)) => {
+                                let old = host.take().expect("running");
+                                let why = format!("rebuilt in {}{warn}", ms(built));
+                                host = Some(self.restart(old, &server, &toolchain, made, &why).await?);
+                            }
+                            (_, None) => {
+                                let verb = if first { "Started" } else { "Restarted" };
+                                let running = self.start_host(&server, &toolchain, made)?;
+                                self.status(verb, format!("host (pid {}) after a build of {}{warn}", running.process.pid(), ms(built)));
+                                host = Some(running);
+                            }
+                        }
+                        first = false;
+                    } else {
+                        ui::warn("the build succeeded but cargo reported no host binary or logic library; is the project layout right?");
+                    }
+                }
+            }
+            if in_flight.is_none()
+                && let Some(p) = pending.take()
+            {
+                in_flight = Some(self.start_build(p.route, p.since, false)?);
+            }
+        }
+    }
+
+    fn start_build(
+        &self,
+        route: Route,
+        since: Instant,
+        show_progress: bool,
+    ) -> anyhow::Result<InFlight> {
+        tracing::debug!(?route, "build started");
+        let build = watch_build(&self.model, &self.build, show_progress);
+        let running = build.spawn().context("failed to start cargo")?;
+        let handle = running.handle();
+        let task = tokio::task::spawn_blocking(move || running.wait());
+        Ok(InFlight {
+            route,
+            handle,
+            task,
+            since,
+        })
+    }
+
+    /// Sends every logic library to the host; returns whether the host must restart instead.
+    #[allow(clippy::too_many_arguments)]
+    async fn swap(
+        &self,
+        server: &Arc<Mutex<ReloadServer>>,
+        running: &Running,
+        made: &Products,
+        version: u64,
+        built: Duration,
+        warn: &str,
+        since: Instant,
+    ) -> bool {
+        for (lib, path) in &made.libs {
+            let connected = server
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .host(lib)
+                .is_some();
+            if !connected && running.started.elapsed() > Duration::from_secs(2) {
+                // Not a dylib-dev-runtime host (e.g. hot-lib-reloader): it picks the file up itself.
+                self.status(
+                    "Rebuilt",
+                    format!(
+                        "{lib} in {}{warn}; the host reloads it on its own",
+                        ms(built)
+                    ),
+                );
+                continue;
+            }
+            let (server, lib_name, path, timeout) = (
+                Arc::clone(server),
+                lib.clone(),
+                path.clone(),
+                self.reload_timeout,
+            );
+            let report = tokio::task::spawn_blocking(move || {
+                server
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .reload(&lib_name, version, &path, timeout)
+            })
+            .await;
+            match report {
+                Ok(Ok(report)) => match report.outcome {
+                    Outcome::Swapped(timing) => self.status(
+                        "Swapped",
+                        format!(
+                            "{lib} rebuilt in {}{warn}, swapped in {} (reload {version}; {} since the edit)",
+                            ms(built),
+                            ms(timing.total()),
+                            ms(since.elapsed())
+                        ),
+                    ),
+                    Outcome::Failed(reason) => {
+                        ui::warn(format!("the host refused reload {version} of {lib}: {reason}; restarting it"));
+                        return true;
+                    }
+                },
+                Ok(Err(e)) => {
+                    ui::warn(format!("reload {version} of {lib} failed: {e}; restarting the host"));
+                    return true;
+                }
+                Err(e) => {
+                    ui::warn(format!("reload task failed: {e}"));
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    async fn restart(
+        &self,
+        old: Running,
+        server: &Arc<Mutex<ReloadServer>>,
+        toolchain: &Toolchain,
+        made: Products,
+        why: &str,
+    ) -> anyhow::Result<Running> {
+        let old_pid = old.process.pid();
+        let status = old
+            .process
+            .stop(self.model.stop_timeout)
+            .await
+            .context("failed to stop the host")?;
+        server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .forget_hosts();
+        let running = self.start_host(server, toolchain, made)?;
+        self.status(
+            "Restarted",
+            format!(
+                "host: pid {old_pid} ({}) -> pid {}; {why}",
+                host::describe(&status),
+                running.process.pid()
+            ),
+        );
+        Ok(running)
+    }
+
+    fn start_host(
+        &self,
+        server: &Arc<Mutex<ReloadServer>>,
+        toolchain: &Toolchain,
+        made: Products,
+    ) -> anyhow::Result<Running> {
+        let mut cmd =
+            crate::dynamic::program_command(&made.host_exe, &self.host_package, toolchain)?;
+        cmd.args(&self.args);
+        let libs: Vec<(&str, &std::path::Path)> = made
+            .libs
+            .iter()
+            .map(|(n, p)| (n.as_str(), p.as_path()))
+            .collect();
+        let env = server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .host_env(&libs)?;
+        cmd.envs(env);
+        let process = HostProcess::start(cmd)
+            .with_context(|| format!("failed to start `{}`", made.host_exe.display()))?;
+        Ok(Running {
+            process,
+            started: Instant::now(),
+        })
+    }
+
+    fn report_failure(&self, outcome: &BuildOutcome, host_running: bool) {
+        let mut err = std::io::stderr().lock();
+        let _ = outcome.write_diagnostics(&mut err);
+        if outcome.diagnostics.is_empty()
+            && let Some(text) = &outcome.stderr
+        {
+            eprint!("{text}");
+        }
+        let counts = outcome.counts();
+        let what = if counts.is_empty() {
+            format!("cargo {}", outcome.status)
+        } else {
+            counts
+        };
+        let keep = if host_running {
+            "the host keeps running the last good build"
+        } else {
+            "waiting for a fix"
+        };
+        ui::error(&anyhow::anyhow!("build failed ({what}); {keep}"));
+    }
+
+    fn status(&self, verb: &str, msg: impl std::fmt::Display) {
+        if !self.quiet {
+            ui::status(verb, msg);
+        }
+    }
+}
+
+/// `412 ms`, `1.25 s`.
+pub fn ms(d: Duration) -> String {
+    if d < Duration::from_secs(10) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// Ctrl-C and SIGTERM.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("failed to install the SIGTERM handler")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,358 @@
+//! End-to-end tests of `dylib-dev watch`: the real binary watching a temp copy of the `hot`
+//! fixture, real cargo builds, a real host process and real dlopen swaps.
+mod common;
+
+use common::Fixture;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Builds of the `hot` fixture write the same artifact names into the shared target dir
+/// (`libhost_deps.so`, `liblogic.so`, `host`), so two watch sessions must not run at once.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Generous: the first build of a fresh copy compiles the fixture's crates.
+const START: Duration = Duration::from_secs(240);
+/// For a rebuild and a swap or restart.
+const CHANGE: Duration = Duration::from_secs(60);
+
+/// Lines a stream produced so far.
+#[derive(Default)]
+struct Lines {
+    lines: Mutex<Vec<String>>,
+    grew: Condvar,
+}
+
+/// A running `dylib-dev watch` with its stdout (the host's) and stderr (ours) collected.
+struct Watch {
+    child: Child,
+    out: Arc<Lines>,
+    err: Arc<Lines>,
+}
+
+impl Watch {
+    fn start(fx: &Fixture) -> Watch {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dylib-dev"));
+        cmd.current_dir(fx.path())
+            .arg("watch")
+            .env("CARGO_TARGET_DIR", common::shared_target_dir())
+            .env("DYLIB_DEV_LOG", "dylib_dev::watch=debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start dylib-dev watch");
+        let out = collect(child.stdout.take().unwrap(), "host");
+        let err = collect(child.stderr.take().unwrap(), "watch");
+        Watch { child, out, err }
+    }
+
+    /// Waits for a stdout line matching `pred` at index >= `from`; returns (index, line).
+    fn wait_out(
+        &self,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> (usize, String) {
+        wait(&self.out, from, timeout, &pred).unwrap_or_else(|| self.fail("no matching host line"))
+    }
+
+    fn wait_err(
+        &self,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> (usize, String) {
+        wait(&self.err, from, timeout, &pred)
+            .unwrap_or_else(|| self.fail("no matching watcher line"))
+    }
+
+    fn out_len(&self) -> usize {
+        self.out.lines.lock().unwrap().len()
+    }
+
+    fn err_len(&self) -> usize {
+        self.err.lines.lock().unwrap().len()
+    }
+
+    fn err_since(&self, from: usize) -> Vec<String> {
+        self.err.lines.lock().unwrap()[from..].to_vec()
+    }
+
+    fn fail(&self, what: &str) -> ! {
+        let tail = |l: &Lines| {
+            let lines = l.lines.lock().unwrap();
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        };
+        panic!(
+            "{what}\n--- host stdout (tail)\n{}\n--- watcher stderr (tail)\n{}",
+            tail(&self.out),
+            tail(&self.err)
+        );
+    }
+
+    /// SIGINT, as Ctrl-C sends; returns once the watcher exited.
+    fn interrupt(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill() with a pid we own and a valid signal has no memory effects.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "watcher did not exit after SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            // SAFETY: as in `interrupt`.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn collect(stream: impl std::io::Read + Send + 'static, tag: &'static str) -> Arc<Lines> {
+    let lines = Arc::new(Lines::default());
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if std::env::var_os("DYLIB_DEV_TEST_ECHO").is_some() {
+                eprintln!("[{tag}] {line}");
+            }
+            sink.lines.lock().unwrap().push(line);
+            sink.grew.notify_all();
+        }
+    });
+    lines
+}
+
+fn wait(
+    lines: &Lines,
+    from: usize,
+    timeout: Duration,
+    pred: &dyn Fn(&str) -> bool,
+) -> Option<(usize, String)> {
+    let deadline = Instant::now() + timeout;
+    let mut guard = lines.lines.lock().unwrap();
+    loop {
+        if let Some(i) = (from..guard.len()).find(|&i| pred(&guard[i])) {
+            return Some((i, guard[i].clone()));
+        }
+        let left = deadline.checked_duration_since(Instant::now())?;
+        guard = lines.grew.wait_timeout(guard, left).unwrap().0;
+    }
+}
+
+/// `{"counter":12,"host":"v1","pid":4242} logic=v1 ...` -> (pid, counter).
+fn pid_and_counter(line: &str) -> (u32, u64) {
+    let json = &line[..line.find('}').expect("json prefix") + 1];
+    let v: serde_json::Value = serde_json::from_str(json).expect("valid json");
+    (
+        v["pid"].as_u64().unwrap() as u32,
+        v["counter"].as_u64().unwrap(),
+    )
+}
+
+fn edit(fx: &Fixture, rel: &str, from: &str, to: &str) {
+    let text = fx.read(rel);
+    assert!(text.contains(from), "{rel} has no {from:?}");
+    fx.write(rel, &text.replace(from, to));
+}
+
+#[test]
+fn logic_edit_swaps_into_the_same_process_and_keeps_state() {
+    let _serial = serial();
+    let fx = Fixture::copy("hot");
+    let watch = Watch::start(&fx);
+    let (at, line) = watch.wait_out(0, START, |l| l.contains("logic=v1"));
+    let (pid, counter) = pid_and_counter(&line);
+
+    edit(&fx, "logic/src/lib.rs", "logic=v1", "logic=v2");
+    let (_, line) = watch.wait_out(at, CHANGE, |l| l.contains("logic=v2"));
+    let (pid2, counter2) = pid_and_counter(&line);
+    assert_eq!(pid2, pid, "same host process after the swap");
+    assert!(
+        counter2 > counter,
+        "the counter kept counting: {counter} -> {counter2}"
+    );
+    watch.wait_err(0, CHANGE, |l| {
+        l.contains("Swapped") && l.contains("reload 1")
+    });
+}
+
+#[test]
+fn host_edit_restarts_the_host() {
+    let _serial = serial();
+    let fx = Fixture::copy("hot");
+    let watch = Watch::start(&fx);
+    let (at, line) = watch.wait_out(0, START, |l| l.contains("\"host\":\"v1\""));
+    let (pid, _) = pid_and_counter(&line);
+
+    edit(
+        &fx,
+        "host/src/main.rs",
+        "\"host\": \"v1\"",
+        "\"host\": \"v2\"",
+    );
+    let (_, line) = watch.wait_out(at, CHANGE, |l| l.contains("\"host\":\"v2\""));
+    let (pid2, counter2) = pid_and_counter(&line);
+    assert_ne!(pid2, pid, "a new host process");
+    assert!(counter2 < 50, "state started afresh: counter {counter2}");
+    watch.wait_err(0, CHANGE, |l| {
+        l.contains("Restarted") && l.contains(&format!("pid {pid}"))
+    });
+}
+
+#[test]
+fn compile_error_keeps_the_old_code_running_and_the_fix_swaps() {
+    let _serial = serial();
+    let fx = Fixture::copy("hot");
+    let watch = Watch::start(&fx);
+    let (_, line) = watch.wait_out(0, START, |l| l.contains("logic=v1"));
+    let (pid, _) = pid_and_counter(&line);
+
+    let err_at = watch.err_len();
+    edit(
+        &fx,
+        "logic/src/lib.rs",
+        "let words =",
+        "let broken: u32 = \"not a number\";\n    let words =",
+    );
+    watch.wait_err(err_at, CHANGE, |l| {
+        l.contains("build failed") && l.contains("keeps running")
+    });
+    let shown = watch.err_since(err_at).join("\n");
+    assert!(
+        shown.contains("error[E0308]"),
+        "the compiler's error is shown:\n{shown}"
+    );
+    let after_error = watch.out_len();
+    let (_, line) = watch.wait_out(after_error, CHANGE, |l| l.contains("logic=v1"));
+    assert_eq!(
+        pid_and_counter(&line).0,
+        pid,
+        "the old code still runs in the same host"
+    );
+
+    edit(
+        &fx,
+        "logic/src/lib.rs",
+        "let broken: u32 = \"not a number\";\n    ",
+        "",
+    );
+    edit(&fx, "logic/src/lib.rs", "logic=v1", "logic=v3");
+    let (_, line) = watch.wait_out(after_error, CHANGE, |l| l.contains("logic=v3"));
+    assert_eq!(
+        pid_and_counter(&line).0,
+        pid,
+        "the fix swapped into the same host"
+    );
+}
+
+#[test]
+fn twenty_quick_saves_build_at_most_twice_and_the_last_one_runs() {
+    let _serial = serial();
+    let fx = Fixture::copy("hot");
+    let watch = Watch::start(&fx);
+    let (at, _) = watch.wait_out(0, START, |l| l.contains("logic=v1"));
+    let err_at = watch.err_len();
+    for i in 0..20 {
+        edit(
+            &fx,
+            "logic/src/lib.rs",
+            &if i == 0 {
+                "logic=v1".to_string()
+            } else {
+                format!("logic=s{}", i - 1)
+            },
+            &format!("logic=s{i}"),
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    watch.wait_out(at, CHANGE, |l| l.contains("logic=s19"));
+    // Let anything still queued finish before counting.
+    std::thread::sleep(Duration::from_secs(2));
+    let builds = watch
+        .err_since(err_at)
+        .iter()
+        .filter(|l| l.contains("build started"))
+        .count();
+    assert!(
+        (1..=2).contains(&builds),
+        "{builds} builds for 20 saves:\n{}",
+        watch.err_since(err_at).join("\n")
+    );
+    let last = watch.out_len() - 1;
+    let tail = watch.wait_out(last, CHANGE, |_| true).1;
+    assert!(
+        tail.contains("logic=s19"),
+        "the last save is what runs: {tail}"
+    );
+}
+
+#[test]
+fn ctrl_c_leaves_no_process_behind() {
+    let _serial = serial();
+    let fx = Fixture::copy("hot");
+    let mut watch = Watch::start(&fx);
+    let (_, line) = watch.wait_out(0, START, |l| l.contains("logic=v1"));
+    let (host_pid, _) = pid_and_counter(&line);
+    // Interrupt in the middle of a build.
+    let err_at = watch.err_len();
+    edit(
+        &fx,
+        "shared/src/lib.rs",
+        "pub counter: u64,",
+        "pub counter: u64,\n    /// Added.\n    pub extra: u32,",
+    );
+    watch.wait_err(err_at, CHANGE, |l| l.contains("build started"));
+    std::thread::sleep(Duration::from_millis(300));
+    let status = watch.interrupt();
+    assert!(
+        !status.success(),
+        "interrupted watcher exits non-zero: {status}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let left = processes_mentioning(&fx.path().to_string_lossy());
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{host_pid}")).exists(),
+        "host {host_pid} still runs"
+    );
+}
+
+/// Processes whose command line or working directory mentions `needle` (Linux /proc).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let me = std::process::id().to_string();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.chars().all(|c| c.is_ascii_digit()) || name == me {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let cwd = std::fs::read_link(entry.path().join("cwd"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let zombie =
+            std::fs::read_to_string(entry.path().join("stat")).is_ok_and(|s| s.contains(") Z "));
+        if !zombie && (cmdline.contains(needle) || cwd.starts_with(needle)) {
+            found.push(format!("{name}: {cmdline}"));
+        }
+    }
+    found
+}
