@@ -66,7 +66,10 @@ impl Session {
             ReloadServer::start().context("failed to create the reload channel")?,
         ));
         let (tx, mut files) = mpsc::unbounded_channel::<Vec<PathBuf>>();
-        let filter = PathFilter::new(&self.model.workspace_root, &[self.model.target_dir.clone()]);
+        let filter = PathFilter::new(
+            &self.model.workspace_root,
+            std::slice::from_ref(&self.model.target_dir),
+        );
         let roots: Vec<PathBuf> = vec![self.model.workspace_root.clone()];
         let _watcher = FsWatcher::start(&roots, filter, self.model.debounce, move |paths| {
             let _ = tx.send(paths);
