@@ -66,6 +66,34 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Run the host; on every change rebuild, swap logic into it or restart it.
     Watch(WatchArgs),
+    /// Measure edit-to-new-output latency with real edits of the project.
+    Bench(BenchArgs),
+}
+
+/// Arguments of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// `-p` names the host package, as for `watch`.
+    #[command(flatten)]
+    pub package: PackageArgs,
+    /// Number of timed edits.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub edits: usize,
+    /// Source file to edit (default: `file` in `[workspace.metadata.dylib-dev.bench]`).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// A literal in that file that appears in the host's output (default: `marker` in the config).
+    #[arg(long, value_name = "TEXT")]
+    pub marker: Option<String>,
+    /// Pause before each edit, so each one is timed on its own.
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pub pause_ms: u64,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Arguments for the host.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 /// Arguments of `watch`.
@@ -138,6 +166,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => crate::dynamic::run_command(&args),
         Command::Doctor(args) => crate::doctor::command(&args),
         Command::Watch(args) => crate::watch::command(&args, quiet),
+        Command::Bench(args) => crate::bench::command(&args),
     }
 }
 

@@ -3,6 +3,7 @@
 //! The binary is a thin shell over this library: [`cli`] parses and dispatches, every other module
 //! holds one responsibility.
 
+pub mod bench;
 pub mod cargo;
 pub mod cli;
 pub mod doctor;

@@ -351,7 +351,9 @@ impl Session {
 
 /// `412 ms`, `1.25 s`.
 pub fn ms(d: Duration) -> String {
-    if d < Duration::from_secs(10) {
+    if d < Duration::from_millis(1) {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    } else if d < Duration::from_secs(10) {
         format!("{} ms", d.as_millis())
     } else {
         format!("{:.1} s", d.as_secs_f64())

@@ -1,0 +1,8 @@
+//! State that lives in the host and is handed to the logic library.
+
+/// Counts the host's ticks; survives every swap of the logic.
+#[derive(Debug, Default)]
+pub struct Counter {
+    /// Ticks so far.
+    pub value: u64,
+}
