@@ -1,5 +1,5 @@
 //! End-to-end tests of `dylib-dev watch`: the real binary watching a temp copy of the `hot`
-//! fixture, real cargo builds, a real host process and real dlopen swaps.
+//! fixture (or of an example), real cargo builds, a real host process and real dlopen swaps.
 mod common;
 
 use common::Fixture;
@@ -355,4 +355,52 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// `doing stuff in iteration 12 (pid 4242)` -> (pid, iteration).
+fn hlr_pid_and_iteration(line: &str) -> (u32, u64) {
+    let after = |key: &str, end: char| -> u64 {
+        let rest = &line[line
+            .find(key)
+            .unwrap_or_else(|| panic!("no {key:?} in {line:?}"))
+            + key.len()..];
+        rest[..rest.find(end).unwrap_or(rest.len())]
+            .parse()
+            .unwrap_or_else(|e| panic!("bad number after {key:?} in {line:?}: {e}"))
+    };
+    (after("(pid ", ')') as u32, after("iteration ", ' '))
+}
+
+/// Item 6 of the watch acceptance: a host written for hot-lib-reloader (`examples/hot-lib-reloader`,
+/// its `#[hot_module]` watching the library file itself) reloads under `dylib-dev watch`: the
+/// runner only rebuilds, and does not restart a host that never connects to its control socket.
+#[test]
+fn hot_lib_reloader_host_reloads_under_watch() {
+    let _serial = serial();
+    let fx = Fixture::copy_example("hot-lib-reloader");
+    let watch = Watch::start(&fx);
+    let (at, line) = watch.wait_out(0, START, |l| l.contains("doing stuff in iteration"));
+    let (pid, iteration) = hlr_pid_and_iteration(&line);
+
+    // Right after the start: within the grace the runner gives a host to connect.
+    let edited = Instant::now();
+    edit(&fx, "lib/src/lib.rs", "doing stuff", "doing other stuff");
+    let (at, line) = watch.wait_out(at, CHANGE, |l| l.contains("doing other stuff"));
+    eprintln!("edit to new output: {} ms", edited.elapsed().as_millis());
+    let (pid2, iteration2) = hlr_pid_and_iteration(&line);
+    assert_eq!(pid2, pid, "same host process after the reload");
+    assert!(
+        iteration2 > iteration,
+        "the host's counter kept counting: {iteration} -> {iteration2}"
+    );
+    watch.wait_err(0, CHANGE, |l| {
+        l.contains("Rebuilt hlr_lib") && l.contains("the host reloads it on its own")
+    });
+    // The runner's verdict is in: the host still runs, still counting.
+    let (_, line) = watch.wait_out(watch.out_len().max(at + 1), CHANGE, |_| true);
+    let (pid3, iteration3) = hlr_pid_and_iteration(&line);
+    assert_eq!(pid3, pid, "the runner left the host running: {line}");
+    assert!(iteration3 > iteration2, "{iteration2} -> {iteration3}");
+    let log = watch.err_since(0).join("\n");
+    assert!(!log.contains("Restarted"), "no restart:\n{log}");
 }

@@ -39,6 +39,18 @@ impl Fixture {
         Fixture { dir }
     }
 
+    /// Copies `examples/<name>` (a project the repository ships for people) into a fresh temp dir.
+    pub fn copy_example(name: &str) -> Fixture {
+        let src = repo_root().join("examples").join(name);
+        assert!(src.is_dir(), "no example at {}", src.display());
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("dylib-dev-example-{name}-"))
+            .tempdir()
+            .unwrap();
+        copy_tree(&src, dir.path());
+        Fixture { dir }
+    }
+
     /// The project's root.
     pub fn path(&self) -> &Path {
         self.dir.path()
