@@ -37,6 +37,12 @@ pub struct Session {
     pub host_package: cargo_metadata::Package,
 }
 
+/// How long after its start a host may take to connect to the control socket before a swap. A
+/// host that has not connected by then is taken for one without dylib-dev-runtime (e.g.
+/// hot-lib-reloader's `#[hot_module]`, which watches the library file itself): the runner only
+/// rebuilds for it.
+const HELLO_GRACE: Duration = Duration::from_secs(2);
+
 /// A batch of changes and when its first event was seen.
 struct Pending {
     route: Route,
@@ -205,12 +211,21 @@ impl Session {
         since: Instant,
     ) -> bool {
         for (lib, path) in &made.libs {
-            let connected = server
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .host(lib)
-                .is_some();
-            if !connected && running.started.elapsed() > Duration::from_secs(2) {
+            // A dylib-dev-runtime host says hello when it loads the library (`hot_module!`: at its
+            // first call, typically right after the start). A host silent at the end of the grace
+            // is taken for one that reloads on its own: waiting the whole reload timeout and then
+            // restarting it (what an edit in its first seconds used to do) throws its state away.
+            let grace = HELLO_GRACE.saturating_sub(running.started.elapsed());
+            let (s, l) = (Arc::clone(server), lib.clone());
+            let connected = tokio::task::spawn_blocking(move || {
+                s.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .wait_for_host(&l, grace)
+                    .is_ok()
+            })
+            .await
+            .unwrap_or(false);
+            if !connected {
                 // Not a dylib-dev-runtime host (e.g. hot-lib-reloader): it picks the file up itself.
                 self.status(
                     "Rebuilt",
