@@ -120,6 +120,9 @@ fn start_watch(root: &Path, args: &BenchArgs) -> anyhow::Result<Child> {
     if let Some(host) = &args.package.package {
         cmd.args(["-p", host]);
     }
+    if args.no_fast_path {
+        cmd.arg("--no-fast-path");
+    }
     cmd.arg("--").args(&args.args);
     cmd.env("NO_COLOR", "1")
         .stdin(Stdio::null())

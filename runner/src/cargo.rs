@@ -641,18 +641,29 @@ impl BuildOutcome {
 
     /// `1 error, 2 warnings` (empty when there are none).
     pub fn counts(&self) -> String {
-        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-        let mut parts = Vec::new();
-        let errors = self.count(Severity::Error);
-        let warnings = self.count(Severity::Warning);
-        if errors > 0 {
-            parts.push(plural(errors, "error"));
-        }
-        if warnings > 0 {
-            parts.push(plural(warnings, "warning"));
-        }
-        parts.join(", ")
+        count_text(&self.diagnostics)
     }
+}
+
+/// `1 error, 2 warnings` for a list of diagnostics (empty when there are none).
+pub fn count_text(diagnostics: &[BuildDiagnostic]) -> String {
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let count = |severity| {
+        diagnostics
+            .iter()
+            .filter(|d| d.severity == severity)
+            .count()
+    };
+    let mut parts = Vec::new();
+    for (n, word) in [
+        (count(Severity::Error), "error"),
+        (count(Severity::Warning), "warning"),
+    ] {
+        if n > 0 {
+            parts.push(plural(n, word));
+        }
+    }
+    parts.join(", ")
 }
 
 /// What the JSON stream said.

@@ -91,6 +91,9 @@ pub struct BenchArgs {
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run `watch --no-fast-path`: every rebuild through cargo.
+    #[arg(long)]
+    pub no_fast_path: bool,
     /// Arguments for the host.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<std::ffi::OsString>,
@@ -105,6 +108,9 @@ pub struct WatchArgs {
     /// Trailing debounce of file events in milliseconds (default 30, or `debounce-ms` in the config).
     #[arg(long, value_name = "MS")]
     pub debounce_ms: Option<u64>,
+    /// Always build with cargo, never rustc directly (the fast path for logic-only edits).
+    #[arg(long)]
+    pub no_fast_path: bool,
     /// How long the host may take to answer a reload before it is restarted.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     pub reload_timeout_ms: u64,

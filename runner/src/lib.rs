@@ -8,6 +8,7 @@ pub mod cargo;
 pub mod cli;
 pub mod doctor;
 pub mod dynamic;
+pub mod fastpath;
 pub mod fsutil;
 pub mod heavy;
 pub mod host;

@@ -3,6 +3,10 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Started by cargo as rustc's wrapper during a watch build: record, then become rustc.
+    if let Some(code) = dylib_dev::fastpath::run_as_rustc_wrapper() {
+        return code;
+    }
     let cli = dylib_dev::cli::Cli::parse();
     dylib_dev::logging::init(cli.global.verbose, cli.global.quiet);
     dylib_dev::cli::exit_code(dylib_dev::cli::run(cli))

@@ -404,3 +404,53 @@ fn hot_lib_reloader_host_reloads_under_watch() {
     let log = watch.err_since(0).join("\n");
     assert!(!log.contains("Restarted"), "no restart:\n{log}");
 }
+
+#[test]
+fn fast_path_builds_the_same_library_as_cargo() {
+    let _serial = serial();
+    let fx = Fixture::copy("hot");
+    let mut watch = Watch::start(&fx);
+    let (at, line) = watch.wait_out(0, START, |l| l.contains("logic=v1"));
+    let (pid, _) = pid_and_counter(&line);
+    let err_at = watch.err_len();
+    edit(&fx, "logic/src/lib.rs", "logic=v1", "logic=v2");
+    let (_, line) = watch.wait_out(at, CHANGE, |l| l.contains("logic=v2"));
+    assert_eq!(pid_and_counter(&line).0, pid);
+    watch.wait_err(err_at, CHANGE, |l| {
+        l.contains("Swapped") && l.contains("by rustc directly")
+    });
+    watch.interrupt();
+
+    let target = common::shared_target_dir().join("dylib-dev");
+    let lib = target.join("debug/deps/liblogic.so");
+    let fast = std::fs::read(&lib).expect("the fast path's library");
+    // cargo rebuilds the same source with the same flags: it must produce the same bytes.
+    fx.write("logic/src/lib.rs", &fx.read("logic/src/lib.rs"));
+    let out = fx
+        .cargo()
+        .args([
+            "build",
+            "-p",
+            "host",
+            "-p",
+            "logic",
+            "--features",
+            "host/dynamic,logic/dynamic",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .env("CARGO_ENCODED_RUSTFLAGS", "-Cprefer-dynamic")
+        .env("RUSTC_WORKSPACE_WRAPPER", env!("CARGO_BIN_EXE_dylib-dev"))
+        .env("DYLIB_DEV_RUSTC_WRAPPER", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("Compiling logic"),
+        "cargo rebuilt logic:\n{stderr}"
+    );
+    assert!(
+        std::fs::read(&lib).unwrap() == fast,
+        "the direct rustc build differs from cargo's"
+    );
+}

@@ -3,6 +3,10 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Started by cargo as rustc's wrapper during a watch build: record, then become rustc.
+    if let Some(code) = dylib_dev::fastpath::run_as_rustc_wrapper() {
+        return code;
+    }
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "dylib-dev") {
         args.remove(1);

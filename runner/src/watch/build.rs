@@ -16,6 +16,14 @@ pub struct BuildOptions {
     pub features: Vec<String>,
     /// `--release`.
     pub release: bool,
+    /// Rebuild logic with rustc directly when only its sources changed (`--no-fast-path` turns it off).
+    pub fast_path: bool,
+}
+
+/// Where the rustc invocations of logic libraries are recorded (per profile: their flags differ).
+pub fn capture_dir(model: &WatchModel, options: &BuildOptions) -> PathBuf {
+    let profile = if options.release { "release" } else { "debug" };
+    model.target_dir.join("invocations").join(profile)
 }
 
 /// The build of host and logic in dynamic mode.
@@ -42,7 +50,24 @@ pub fn watch_build(model: &WatchModel, options: &BuildOptions, show_progress: bo
     for logic in &model.logic_with_dynamic {
         build = build.feature(format!("{logic}/{}", crate::wrap::FEATURE));
     }
-    build.features(options.features.iter().cloned())
+    build = build.features(options.features.iter().cloned());
+    // dylib-dev as rustc's wrapper for workspace crates records the logic libraries' rustc
+    // invocations for the fast path. Unless the user has a workspace wrapper of their own.
+    if options.fast_path
+        && std::env::var_os("RUSTC_WORKSPACE_WRAPPER").is_none()
+        && let Ok(exe) = std::env::current_exe()
+    {
+        let crates: Vec<&str> = model.logic.iter().map(|(_, lib)| lib.as_str()).collect();
+        build = build
+            .env("RUSTC_WORKSPACE_WRAPPER", exe)
+            .env(crate::fastpath::ENV_WRAPPER, "1")
+            .env(
+                crate::fastpath::ENV_CAPTURE_DIR,
+                capture_dir(model, options),
+            )
+            .env(crate::fastpath::ENV_CAPTURE_CRATES, crates.join(","));
+    }
+    build
 }
 
 /// What a successful build produced.

@@ -29,6 +29,7 @@ pub fn command(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         build: build::BuildOptions {
             features: args.build.features.clone(),
             release: args.build.release,
+            fast_path: !args.no_fast_path,
         },
         args: args.args.clone(),
         quiet,

@@ -8,12 +8,14 @@ use super::build::{BuildOptions, Products, products, watch_build};
 use super::fs::{FsWatcher, PathFilter};
 use super::model::WatchModel;
 use super::route::{Route, merge, route_batch};
-use crate::cargo::{BuildHandle, BuildOutcome, CargoError};
+use crate::cargo::{BuildDiagnostic, BuildHandle, BuildOutcome};
+use crate::fastpath::{self, FastOutcome, Invocation};
 use crate::host::{self, HostProcess};
 use crate::reload::{Outcome, ReloadServer};
 use crate::toolchain::Toolchain;
 use crate::ui;
 use anyhow::Context;
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,15 +49,46 @@ const HELLO_GRACE: Duration = Duration::from_secs(2);
 struct Pending {
     route: Route,
     since: Instant,
+    /// The changed files; empty means "whatever changed", which always goes through cargo.
+    paths: BTreeSet<PathBuf>,
+}
+
+impl Pending {
+    /// Both batches as one.
+    fn merge(self, other: Pending) -> Pending {
+        let mut paths = self.paths;
+        paths.extend(other.paths);
+        Pending {
+            route: merge(self.route, other.route),
+            since: self.since.min(other.since),
+            paths,
+        }
+    }
+}
+
+/// What a build produced.
+enum Built {
+    /// cargo ran.
+    Cargo(BuildOutcome),
+    /// rustc ran directly for these logic libraries (the fast path).
+    Fast(Vec<(String, FastOutcome)>),
 }
 
 /// A build in flight.
 struct InFlight {
-    route: Route,
-    handle: BuildHandle,
-    task: tokio::task::JoinHandle<Result<BuildOutcome, CargoError>>,
-    /// When the first change behind it was seen (debounce included in the latency).
-    since: Instant,
+    /// What it was started for (route, files, time of the first change).
+    pending: Pending,
+    /// Stops cargo; the fast path's rustc runs are short and are left to finish.
+    handle: Option<BuildHandle>,
+    task: tokio::task::JoinHandle<anyhow::Result<Built>>,
+}
+
+/// How a finished build went, whichever way it ran.
+struct BuildSummary {
+    duration: Duration,
+    counts: String,
+    /// Shown after the time, e.g. " by rustc directly".
+    how: &'static str,
 }
 
 /// The running host and what it runs.
@@ -87,7 +120,14 @@ impl Session {
         let mut host: Option<Running> = None;
         let mut version: u64 = 0;
         let mut first = true;
-        let mut in_flight = Some(self.start_build(Route::Rebuild, Instant::now(), true)?);
+        // Products of the last cargo build: what a fast-path rebuild updates.
+        let mut last: Option<Products> = None;
+        let start = Pending {
+            route: Route::Rebuild,
+            since: Instant::now(),
+            paths: BTreeSet::new(),
+        };
+        let mut in_flight = Some(self.start_build(start, None, true)?);
 
         loop {
             let host_exit = async {
@@ -105,7 +145,9 @@ impl Session {
             tokio::select! {
                 _ = signals.recv() => {
                     if let Some(b) = in_flight.take() {
-                        let _ = b.handle.cancel(Duration::from_millis(500));
+                        if let Some(handle) = &b.handle {
+                            let _ = handle.cancel(Duration::from_millis(500));
+                        }
                         let _ = b.task.await;
                     }
                     if let Some(h) = host.take() {
@@ -118,9 +160,10 @@ impl Session {
                     let route = route_batch(&self.model, batch.iter().map(PathBuf::as_path));
                     tracing::debug!(?route, files = batch.len(), "change");
                     if route != Route::Ignore {
+                        let batch = Pending { route, since: Instant::now() - self.model.debounce, paths: batch.into_iter().collect() };
                         pending = Some(match pending.take() {
-                            Some(p) => Pending { route: merge(p.route, route), since: p.since },
-                            None => Pending { route, since: Instant::now() - self.model.debounce },
+                            Some(p) => p.merge(batch),
+                            None => batch,
                         });
                     }
                 }
@@ -132,70 +175,170 @@ impl Session {
                 }
                 done = build_done => {
                     let flight = in_flight.take().expect("a build was running");
-                    let outcome = done.context("build task panicked")?.context("failed to run cargo")?;
-                    let stale = pending.is_some();
-                    if stale {
-                        // Newer edits are waiting: build them, acting for both routes at once.
-                        let p = pending.take().expect("checked");
-                        pending = Some(Pending { route: merge(flight.route.clone(), p.route), since: flight.since.min(p.since) });
-                    } else if !outcome.success {
-                        self.report_failure(&outcome, host.is_some());
-                    } else if let Some(made) = products(&self.model, &outcome) {
-                        let built = outcome.duration;
-                        let counts = outcome.counts();
-                        let warn = if counts.is_empty() { String::new() } else { format!(" ({counts})") };
-                        match (&flight.route, host.as_ref()) {
-                            (Route::Swap(_), Some(running)) => {
-                                version += 1;
-                                let restart = self.swap(&server, running, &made, version, built, &warn, flight.since).await;
-                                if restart {
+                    let built = done.context("build task panicked")??;
+                    if let Some(p) = pending.take() {
+                        // Newer edits are waiting: build them, acting for both batches at once.
+                        pending = Some(flight.pending.merge(p));
+                    } else {
+                        let (outcome, made) = match built {
+                            Built::Cargo(outcome) => {
+                                let made = if outcome.success { products(&self.model, &outcome) } else { None };
+                                if outcome.success && made.is_none() {
+                                    ui::warn("the build succeeded but cargo reported no host binary or logic library; is the project layout right?");
+                                }
+                                if made.is_some() {
+                                    last.clone_from(&made);
+                                }
+                                let summary = BuildSummary { duration: outcome.duration, counts: outcome.counts(), how: "" };
+                                if !outcome.success {
+                                    self.report_failure(&outcome.diagnostics, outcome.stderr.as_deref().unwrap_or(""), &format!("cargo {}", outcome.status), host.is_some());
+                                }
+                                (summary, made)
+                            }
+                            Built::Fast(results) => {
+                                let diagnostics: Vec<BuildDiagnostic> = results.iter().flat_map(|(_, o)| o.diagnostics.iter().cloned()).collect();
+                                let success = results.iter().all(|(_, o)| o.success);
+                                let errors = diagnostics.iter().any(|d| d.severity == crate::cargo::Severity::Error);
+                                if !success && !errors {
+                                    // Not the user's code: the recorded invocation no longer fits
+                                    // (e.g. `cargo clean`). cargo builds it and records it afresh.
+                                    let why: String = results.iter().map(|(_, o)| o.other_output.as_str()).collect();
+                                    tracing::debug!("direct rustc failed without diagnostics ({why}); building with cargo");
+                                    let mut retry = flight.pending;
+                                    retry.paths.clear();
+                                    pending = Some(retry);
+                                    continue;
+                                }
+                                let summary = BuildSummary {
+                                    duration: results.iter().map(|(_, o)| o.duration).sum(),
+                                    counts: crate::cargo::count_text(&diagnostics),
+                                    how: " by rustc directly",
+                                };
+                                if !success {
+                                    let other: String = results.iter().map(|(_, o)| o.other_output.as_str()).collect();
+                                    self.report_failure(&diagnostics, &other, "rustc failed", host.is_some());
+                                }
+                                // Put each library where cargo would (hosts that watch the file,
+                                // like hot-lib-reloader, look there); the paths stay the same.
+                                let mut made = success.then(|| last.clone()).flatten();
+                                for (lib, outcome) in &results {
+                                    let slot = made.as_ref().and_then(|m| m.libs.iter().find(|(l, _)| l == lib));
+                                    if let (Some((_, dest)), Some(artifact)) = (slot, &outcome.artifact)
+                                        && let Err(e) = fastpath::uplift(artifact, dest) {
+                                            ui::warn(format!("could not copy `{}` to `{}`: {e}", artifact.display(), dest.display()));
+                                            made = None;
+                                        }
+                                }
+                                (summary, made)
+                            }
+                        };
+                        if let Some(made) = made {
+                            let built = outcome.duration;
+                            let warn = if outcome.counts.is_empty() { String::new() } else { format!(" ({})", outcome.counts) };
+                            let warn = format!("{}{warn}", outcome.how);
+                            match (&flight.pending.route, host.as_ref()) {
+                                (Route::Swap(_), Some(running)) => {
+                                    version += 1;
+                                    let restart = self.swap(&server, running, &made, version, built, &warn, flight.pending.since).await;
+                                    if restart {
+                                        let old = host.take().expect("running");
+                                        host = Some(self.restart(old, &server, &toolchain, made, "swap refused").await?);
+                                    }
+                                }
+                                (_, Some(_)) => {
                                     let old = host.take().expect("running");
-                                    host = Some(self.restart(old, &server, &toolchain, made, "swap refused").await?);
+                                    let why = format!("rebuilt in {}{warn}", ms(built));
+                                    host = Some(self.restart(old, &server, &toolchain, made, &why).await?);
+                                }
+                                (_, None) => {
+                                    let verb = if first { "Started" } else { "Restarted" };
+                                    let running = self.start_host(&server, &toolchain, made)?;
+                                    self.status(verb, format!("host (pid {}) after a build of {}{warn}", running.process.pid(), ms(built)));
+                                    host = Some(running);
                                 }
                             }
-                            (_, Some(_)) => {
-                                let old = host.take().expect("running");
-                                let why = format!("rebuilt in {}{warn}", ms(built));
-                                host = Some(self.restart(old, &server, &toolchain, made, &why).await?);
-                            }
-                            (_, None) => {
-                                let verb = if first { "Started" } else { "Restarted" };
-                                let running = self.start_host(&server, &toolchain, made)?;
-                                self.status(verb, format!("host (pid {}) after a build of {}{warn}", running.process.pid(), ms(built)));
-                                host = Some(running);
-                            }
+                            first = false;
                         }
-                        first = false;
-                    } else {
-                        ui::warn("the build succeeded but cargo reported no host binary or logic library; is the project layout right?");
                     }
                 }
             }
             if in_flight.is_none()
                 && let Some(p) = pending.take()
             {
-                in_flight = Some(self.start_build(p.route, p.since, false)?);
+                let fast_ok = host.is_some() && last.is_some();
+                in_flight = Some(self.start_build(p, fast_ok.then_some(()), false)?);
             }
         }
     }
 
+    /// Starts the build for `pending`: rustc directly when `fast` allows it and only recorded
+    /// logic sources changed, cargo otherwise.
     fn start_build(
         &self,
-        route: Route,
-        since: Instant,
+        pending: Pending,
+        fast: Option<()>,
         show_progress: bool,
     ) -> anyhow::Result<InFlight> {
-        tracing::debug!(?route, "build started");
+        if let (Some(()), Some(plan)) = (fast, self.fast_plan(&pending)) {
+            tracing::debug!(route = ?pending.route, "build started (rustc directly)");
+            let task = tokio::task::spawn_blocking(move || {
+                let mut results = Vec::new();
+                for (lib, invocation) in plan {
+                    results.push((
+                        lib,
+                        fastpath::rebuild(&invocation).context("failed to run rustc")?,
+                    ));
+                }
+                Ok(Built::Fast(results))
+            });
+            return Ok(InFlight {
+                pending,
+                handle: None,
+                task,
+            });
+        }
+        tracing::debug!(route = ?pending.route, "build started");
         let build = watch_build(&self.model, &self.build, show_progress);
         let running = build.spawn().context("failed to start cargo")?;
         let handle = running.handle();
-        let task = tokio::task::spawn_blocking(move || running.wait());
+        let task = tokio::task::spawn_blocking(move || {
+            Ok(Built::Cargo(running.wait().context("failed to run cargo")?))
+        });
         Ok(InFlight {
-            route,
-            handle,
+            pending,
+            handle: Some(handle),
             task,
-            since,
         })
+    }
+
+    /// The recorded rustc runs that rebuild exactly the changed files, if every changed file is a
+    /// source (per rustc's dep-info) of a logic library whose invocation was recorded.
+    fn fast_plan(&self, pending: &Pending) -> Option<Vec<(String, Invocation)>> {
+        if !matches!(pending.route, Route::Swap(_))
+            || pending.paths.is_empty()
+            || !self.build.fast_path
+        {
+            return None;
+        }
+        let dir = super::build::capture_dir(&self.model, &self.build);
+        let mut plan = Vec::new();
+        let mut covered = BTreeSet::new();
+        for (_, lib) in &self.model.logic {
+            let Some(invocation) = fastpath::load(&dir, lib) else {
+                continue;
+            };
+            let sources: BTreeSet<PathBuf> = fastpath::sources(&invocation)?.into_iter().collect();
+            let touched: Vec<&PathBuf> = pending
+                .paths
+                .iter()
+                .filter(|p| sources.contains(*p))
+                .collect();
+            if !touched.is_empty() {
+                covered.extend(touched.into_iter().cloned());
+                plan.push((lib.clone(), invocation));
+            }
+        }
+        (covered.len() == pending.paths.len() && !plan.is_empty()).then_some(plan)
     }
 
     /// Sends every logic library to the host; returns whether the host must restart instead.
@@ -335,17 +478,25 @@ impl Session {
         })
     }
 
-    fn report_failure(&self, outcome: &BuildOutcome, host_running: bool) {
+    fn report_failure(
+        &self,
+        diagnostics: &[BuildDiagnostic],
+        other: &str,
+        exit: &str,
+        host_running: bool,
+    ) {
+        use std::io::Write;
         let mut err = std::io::stderr().lock();
-        let _ = outcome.write_diagnostics(&mut err);
-        if outcome.diagnostics.is_empty()
-            && let Some(text) = &outcome.stderr
-        {
-            eprint!("{text}");
+        for d in diagnostics {
+            let _ = err.write_all(d.rendered.as_bytes());
         }
-        let counts = outcome.counts();
+        if diagnostics.is_empty() {
+            let _ = err.write_all(other.as_bytes());
+        }
+        drop(err);
+        let counts = crate::cargo::count_text(diagnostics);
         let what = if counts.is_empty() {
-            format!("cargo {}", outcome.status)
+            exit.to_string()
         } else {
             counts
         };
