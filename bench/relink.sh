@@ -108,7 +108,9 @@ run_logged() {
 
 static_cmd() { cargo build; }
 dylib_dev_cmd() { "$dylib_dev" build; }
-bare_cmd() { CARGO_ENCODED_RUSTFLAGS=$encoded cargo build --features dynamic --target-dir "$target/dylib-dev"; }
+# dylib-dev also runs as rustc's workspace wrapper (cargo fingerprints the wrapper, so the bare
+# command must name it too, or the two would recompile polars-app for each other).
+bare_cmd() { RUSTC_WORKSPACE_WRAPPER=$dylib_dev DYLIB_DEV_RUSTC_WRAPPER=1 CARGO_ENCODED_RUSTFLAGS=$encoded cargo build --features dynamic --target-dir "$target/dylib-dev"; }
 
 static_exe=$target/debug/polars-app
 dyn_profile=$target/dylib-dev/debug

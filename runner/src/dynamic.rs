@@ -97,7 +97,7 @@ pub fn select_bin(package: &Package, requested: Option<&str>) -> Result<String, 
 /// (`--bin`, `--lib`, stderr capture) from the caller.
 pub fn dynamic_build(project: &Project, features: &[String], release: bool) -> CargoBuild {
     let package = project.package();
-    CargoBuild::new()
+    let mut build = CargoBuild::new()
         .manifest_path(package.manifest_path.as_std_path())
         .package(package.name.as_str())
         .feature(crate::wrap::FEATURE)
@@ -106,7 +106,12 @@ pub fn dynamic_build(project: &Project, features: &[String], release: bool) -> C
         .target_dir(project.dynamic_target_dir().as_std_path())
         // Every crate, not only the binary: a dylib can only be linked by crates that take std
         // from the shared library too ("cannot satisfy dependencies so `std` only shows up once").
-        .rustflag("-Cprefer-dynamic")
+        .rustflag("-Cprefer-dynamic");
+    // The same wrapper as `watch`, so the two share cargo's cache (it fingerprints the wrapper).
+    for (key, value) in crate::fastpath::wrapper_env() {
+        build = build.env(key, value);
+    }
+    build
 }
 
 /// The directories a program of a dynamic build loads libraries from: the profile dir, its

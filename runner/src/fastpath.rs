@@ -79,6 +79,24 @@ impl Invocation {
     }
 }
 
+/// The environment that makes cargo run dylib-dev as rustc's wrapper for workspace crates.
+///
+/// Every dynamic build (`build`, `run`, `watch`) sets it, recording or not: cargo fingerprints
+/// the wrapper, so builds with and without it would recompile each other's workspace crates.
+/// Empty when the user has a workspace wrapper of their own (theirs wins; no fast path then).
+pub fn wrapper_env() -> Vec<(&'static str, OsString)> {
+    if std::env::var_os("RUSTC_WORKSPACE_WRAPPER").is_some() {
+        return Vec::new();
+    }
+    match std::env::current_exe() {
+        Ok(exe) => vec![
+            ("RUSTC_WORKSPACE_WRAPPER", exe.into_os_string()),
+            (ENV_WRAPPER, "1".into()),
+        ],
+        Err(_) => Vec::new(),
+    }
+}
+
 /// In wrapper mode (started by cargo as `dylib-dev <rustc> <args>`): record the invocation if
 /// it is a logic library's, then become rustc. `None` when not in wrapper mode.
 pub fn run_as_rustc_wrapper() -> Option<ExitCode> {

@@ -51,21 +51,19 @@ pub fn watch_build(model: &WatchModel, options: &BuildOptions, show_progress: bo
         build = build.feature(format!("{logic}/{}", crate::wrap::FEATURE));
     }
     build = build.features(options.features.iter().cloned());
-    // dylib-dev as rustc's wrapper for workspace crates records the logic libraries' rustc
-    // invocations for the fast path. Unless the user has a workspace wrapper of their own.
-    if options.fast_path
-        && std::env::var_os("RUSTC_WORKSPACE_WRAPPER").is_none()
-        && let Ok(exe) = std::env::current_exe()
-    {
+    // dylib-dev as rustc's wrapper records the logic libraries' invocations for the fast path.
+    let wrapper = crate::fastpath::wrapper_env();
+    if options.fast_path && !wrapper.is_empty() {
         let crates: Vec<&str> = model.logic.iter().map(|(_, lib)| lib.as_str()).collect();
         build = build
-            .env("RUSTC_WORKSPACE_WRAPPER", exe)
-            .env(crate::fastpath::ENV_WRAPPER, "1")
             .env(
                 crate::fastpath::ENV_CAPTURE_DIR,
                 capture_dir(model, options),
             )
             .env(crate::fastpath::ENV_CAPTURE_CRATES, crates.join(","));
+    }
+    for (key, value) in wrapper {
+        build = build.env(key, value);
     }
     build
 }
