@@ -1,9 +1,17 @@
 //! `dylib-dev bench`: edit-to-new-output latency, measured with real edits of a real project.
 //!
-//! The hot loop runs `dylib-dev watch` on the project, rewrites a marker literal in a source file
-//! N times and times each edit until the host prints the new text, reading the watcher's status
-//! lines for where the time went. The edited file is restored at the end.
-use crate::cli::BenchArgs;
+//! Each loop rewrites a marker literal in a logic source file N times and times each edit until
+//! the host prints the new text:
+//! - `static`: plain `cargo build` of host and logic, then a fresh host (what cargo-watch or bacon
+//!   users have today; the host reloads its data every time);
+//! - `dynamic`: the same in dynamic mode (deps dylib, `-C prefer-dynamic`), then a fresh host;
+//! - `hot`: `dylib-dev watch`, the logic swapped into the running host.
+//!
+//! The edited file is restored at the end.
+use crate::cargo::{CargoBuild, CargoStderr};
+use crate::cli::{BenchArgs, BenchLoop};
+use crate::watch::build::{BuildOptions, products, watch_build};
+use crate::watch::model::WatchModel;
 use crate::watch::session::ms;
 use anyhow::{Context, bail};
 use std::io::{BufRead, BufReader};
@@ -80,21 +88,169 @@ pub fn command(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         original: original.clone(),
     };
 
-    eprintln!(
-        "dylib-dev bench: hot swap under `dylib-dev watch`, {} edits of {}",
-        args.edits,
-        file.display()
-    );
+    let model = WatchModel::from_metadata(&metadata, args.package.package.as_deref())?;
+    let host_package = metadata
+        .workspace_packages()
+        .into_iter()
+        .find(|p| p.name.as_str() == model.host)
+        .cloned()
+        .expect("the model's host is a member");
+    let edit = Edit {
+        file,
+        original,
+        marker,
+    };
+    let mut results = Vec::new();
+    for kind in &args.loops {
+        eprintln!(
+            "dylib-dev bench: {} loop, {} edits of {}",
+            kind.name(),
+            args.edits,
+            edit.file.display()
+        );
+        let result = match kind {
+            BenchLoop::Hot => hot_loop(root, args, &edit),
+            BenchLoop::Static | BenchLoop::Dynamic => {
+                restart_loop(*kind, &model, &host_package, args, &edit)
+            }
+        };
+        results.push((*kind, result?));
+    }
+    drop(restore);
+    report(&results, model.debounce, args.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The file being edited and how.
+struct Edit {
+    file: PathBuf,
+    original: String,
+    marker: String,
+}
+
+impl Edit {
+    /// Writes edit `i`; returns the text the host will print and the time of the write.
+    fn apply(&self, i: usize) -> anyhow::Result<(String, Instant)> {
+        let next = format!("{}-e{i:03}-", self.marker);
+        let text = self.original.replacen(&self.marker, &next, 1);
+        let written = Instant::now();
+        std::fs::write(&self.file, text)
+            .with_context(|| format!("failed to write `{}`", self.file.display()))?;
+        Ok((next, written))
+    }
+}
+
+/// What one loop measured.
+struct LoopResult {
+    samples: Vec<Sample>,
+    /// Host RSS (KiB) before the first and after the last edit, for the hot loop.
+    rss: Rss,
+    /// A build with nothing to do: cargo's own overhead (restart loops).
+    noop_build_ms: Option<f64>,
+}
+
+fn hot_loop(root: &Path, args: &BenchArgs, edit: &Edit) -> anyhow::Result<LoopResult> {
     let mut watch = start_watch(root, args)?;
     let (tx, lines) = mpsc::channel();
     forward(watch.stdout.take().expect("piped"), true, tx.clone());
     forward(watch.stderr.take().expect("piped"), false, tx);
-    let result = measure(&lines, &file, &original, &marker, args, &mut watch);
+    let result = measure(&lines, edit, args, &mut watch);
     stop(&mut watch);
-    drop(restore);
     let (samples, rss) = result?;
-    report(&samples, rss, args.json);
-    Ok(ExitCode::SUCCESS)
+    Ok(LoopResult {
+        samples,
+        rss,
+        noop_build_ms: None,
+    })
+}
+
+/// Edit, build, start a fresh host, time to its first line with the new text, stop it.
+fn restart_loop(
+    kind: BenchLoop,
+    model: &WatchModel,
+    host_package: &cargo_metadata::Package,
+    args: &BenchArgs,
+    edit: &Edit,
+) -> anyhow::Result<LoopResult> {
+    let build = match kind {
+        BenchLoop::Static => {
+            let mut b = CargoBuild::new()
+                .manifest_path(model.workspace_root.join("Cargo.toml"))
+                .package(&model.host)
+                .stderr(CargoStderr::Capture);
+            for (logic, _) in &model.logic {
+                b = b.package(logic);
+            }
+            b
+        }
+        _ => watch_build(
+            model,
+            &BuildOptions {
+                fast_path: false,
+                ..BuildOptions::default()
+            },
+            false,
+        ),
+    };
+    let toolchain = crate::toolchain::Toolchain::detect()?;
+    let run_build = || -> anyhow::Result<crate::watch::build::Products> {
+        let outcome = build.run().context("failed to run cargo")?;
+        if !outcome.success {
+            let _ = outcome.write_diagnostics(&mut std::io::stderr());
+            bail!("the {} build failed ({})", kind.name(), outcome.counts());
+        }
+        products(model, &outcome).context("cargo reported no host binary or logic library")
+    };
+    eprintln!("  warm-up build (a first one compiles everything)");
+    run_build()?;
+    let noop = Instant::now();
+    run_build()?;
+    let noop_build_ms = Some(noop.elapsed().as_secs_f64() * 1e3);
+    let mut samples = Vec::new();
+    for i in 1..=args.edits {
+        std::thread::sleep(Duration::from_millis(args.pause_ms));
+        let (next, written) = edit.apply(i)?;
+        let made = run_build()?;
+        let built = written.elapsed();
+        let mut cmd = if kind == BenchLoop::Dynamic {
+            crate::dynamic::program_command(&made.host_exe, host_package, &toolchain)?
+        } else {
+            Command::new(&made.host_exe)
+        };
+        cmd.args(&args.args)
+            .current_dir(&model.workspace_root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        crate::platform::set_own_process_group(&mut cmd);
+        let mut host = cmd
+            .spawn()
+            .with_context(|| format!("failed to start `{}`", made.host_exe.display()))?;
+        let (tx, lines) = mpsc::channel();
+        forward(host.stdout.take().expect("piped"), true, tx);
+        let shown = wait_for(&lines, Duration::from_secs(300), |l| l.text.contains(&next));
+        let _ = crate::platform::send_stop(host.id(), true, crate::platform::Stop::Kill);
+        let _ = host.wait();
+        let latency = shown
+            .with_context(|| format!("edit {i}: the host did not print `{next}`"))?
+            .at
+            .duration_since(written);
+        eprintln!(
+            "  edit {i:>3}: {} to new output (build {})",
+            ms(latency),
+            ms(built)
+        );
+        samples.push(Sample {
+            latency_ms: latency.as_secs_f64() * 1e3,
+            build_ms: Some(built.as_secs_f64() * 1e3),
+            swap_ms: None,
+        });
+    }
+    Ok(LoopResult {
+        samples,
+        rss: None,
+        noop_build_ms,
+    })
 }
 
 /// Puts the edited file back however the bench ends.
@@ -176,9 +332,7 @@ type Rss = Option<(u64, u64)>;
 
 fn measure(
     lines: &Receiver<Line>,
-    file: &Path,
-    original: &str,
-    marker: &str,
+    edit: &Edit,
     args: &BenchArgs,
     watch: &mut Child,
 ) -> anyhow::Result<(Vec<Sample>, Rss)> {
@@ -192,19 +346,15 @@ fn measure(
         {
             host_pid = pid.parse::<u32>().ok();
         }
-        l.from_host && l.text.contains(marker)
+        l.from_host && l.text.contains(&edit.marker)
     })
     .context("the first build and start")?;
     let rss_before = host_pid.and_then(rss_kib);
     let mut samples = Vec::new();
     for i in 1..=args.edits {
-        let next = format!("{marker}-e{i:03}-");
-        let text = original.replacen(marker, &next, 1);
         std::thread::sleep(Duration::from_millis(args.pause_ms));
         while lines.try_recv().is_ok() {}
-        let written = Instant::now();
-        std::fs::write(file, &text)
-            .with_context(|| format!("failed to write `{}`", file.display()))?;
+        let (next, written) = edit.apply(i)?;
         let mut status = None;
         let shown = wait_for(lines, Duration::from_secs(300), |l| {
             if !l.from_host && l.text.contains("Swapped") {
@@ -302,40 +452,97 @@ pub fn spread(values: &[f64]) -> Option<Spread> {
     })
 }
 
-fn report(samples: &[Sample], rss: Rss, json: bool) {
-    let col = |f: fn(&Sample) -> Option<f64>| samples.iter().filter_map(f).collect::<Vec<f64>>();
-    let latency = spread(&col(|s| Some(s.latency_ms)));
-    let build = spread(&col(|s| s.build_ms));
-    let swap = spread(&col(|s| s.swap_ms));
+fn report(results: &[(BenchLoop, LoopResult)], debounce: Duration, json: bool) {
+    let col = |r: &LoopResult, f: fn(&Sample) -> Option<f64>| {
+        r.samples.iter().filter_map(f).collect::<Vec<f64>>()
+    };
+    let latency = |r: &LoopResult| spread(&col(r, |s| Some(s.latency_ms)));
+    let hot = results
+        .iter()
+        .find(|(k, _)| *k == BenchLoop::Hot)
+        .and_then(|(_, r)| latency(r));
     if json {
-        let value = serde_json::json!({
-            "loop": "hot",
-            "edits": samples.len(),
-            "latency_ms": latency,
-            "build_ms": build,
-            "swap_ms": swap,
-            "host_rss_kib": rss.map(|(a, b)| serde_json::json!({"before": a, "after": b})),
-            "samples": samples,
-        });
-        println!("{value:#}");
+        let loops: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(kind, r)| {
+                serde_json::json!({
+                    "loop": kind.name(),
+                    "edits": r.samples.len(),
+                    "latency_ms": latency(r),
+                    "build_ms": spread(&col(r, |s| s.build_ms)),
+                    "swap_ms": spread(&col(r, |s| s.swap_ms)),
+                    "noop_build_ms": r.noop_build_ms,
+                    "host_rss_kib": r.rss.map(|(a, b)| serde_json::json!({"before": a, "after": b})),
+                    "samples": r.samples,
+                })
+            })
+            .collect();
+        println!(
+            "{:#}",
+            serde_json::json!({ "debounce_ms": debounce.as_millis() as u64, "loops": loops })
+        );
         return;
     }
     println!(
-        "{:<28} {:>9} {:>9} {:>9}",
-        "hot swap (ms)", "median", "min", "max"
+        "{:<34} {:>9} {:>9} {:>9} {:>9}",
+        "edit to new output (ms)", "median", "min", "max", "vs hot"
     );
-    for (name, s) in [
-        ("edit to new output", latency),
-        ("  rebuild (cargo)", build),
-        ("  swap (host)", swap),
-    ] {
-        if let Some(s) = s {
-            println!("{name:<28} {:>9.0} {:>9.0} {:>9.0}", s.median, s.min, s.max);
+    for (kind, r) in results {
+        if let Some(s) = latency(r) {
+            let ratio = hot
+                .map(|h| format!("{:.1}x", s.median / h.median))
+                .unwrap_or_default();
+            println!(
+                "{:<34} {:>9.0} {:>9.0} {:>9.0} {:>9}",
+                kind.title(),
+                s.median,
+                s.min,
+                s.max,
+                ratio
+            );
         }
     }
-    if let Some((before, after)) = rss {
-        let per = (after as f64 - before as f64) / samples.len().max(1) as f64;
-        println!("host RSS: {before} KiB -> {after} KiB ({per:+.0} KiB per swap)");
+    println!();
+    println!(
+        "{:<34} {:>9} {:>9} {:>9}",
+        "where the time went (ms)", "median", "min", "max"
+    );
+    for (kind, r) in results {
+        let mut rows = vec![(
+            format!("{}: build", kind.name()),
+            spread(&col(r, |s| s.build_ms)),
+        )];
+        if *kind == BenchLoop::Hot {
+            rows.insert(
+                0,
+                (
+                    "hot: debounce (setting)".to_string(),
+                    spread(&[debounce.as_secs_f64() * 1e3]),
+                ),
+            );
+            rows.push((
+                "hot: swap (copy, dlopen, switch)".to_string(),
+                spread(&col(r, |s| s.swap_ms)),
+            ));
+        }
+        if let Some(noop) = r.noop_build_ms {
+            rows.push((
+                format!("{}: cargo with nothing to do", kind.name()),
+                spread(&[noop]),
+            ));
+        }
+        for (name, s) in rows {
+            if let Some(s) = s {
+                println!("{name:<34} {:>9.1} {:>9.1} {:>9.1}", s.median, s.min, s.max);
+            }
+        }
+        if let Some((before, after)) = r.rss {
+            let per = (after as f64 - before as f64) / r.samples.len().max(1) as f64;
+            println!(
+                "{:<34} {before} KiB -> {after} KiB ({per:+.0} KiB per swap)",
+                "hot: host RSS"
+            );
+        }
     }
 }
 

@@ -70,15 +70,54 @@ pub enum Command {
     Bench(BenchArgs),
 }
 
+/// An edit-build-run loop that `bench` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchLoop {
+    /// `cargo build` of host and logic, then a fresh host.
+    Static,
+    /// The same in dynamic mode (deps dylib, `-C prefer-dynamic`), then a fresh host.
+    Dynamic,
+    /// `dylib-dev watch`: logic swapped into the running host.
+    Hot,
+}
+
+impl BenchLoop {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchLoop::Static => "static",
+            BenchLoop::Dynamic => "dynamic",
+            BenchLoop::Hot => "hot",
+        }
+    }
+
+    /// A row title for reports.
+    pub fn title(self) -> &'static str {
+        match self {
+            BenchLoop::Static => "static: cargo build + restart",
+            BenchLoop::Dynamic => "dynamic: deps dylib + restart",
+            BenchLoop::Hot => "hot: dylib-dev watch swap",
+        }
+    }
+}
+
 /// Arguments of `bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// `-p` names the host package, as for `watch`.
     #[command(flatten)]
     pub package: PackageArgs,
-    /// Number of timed edits.
+    /// Number of timed edits per loop.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub edits: usize,
+    /// Which loops to time, in this order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "static,dynamic,hot"
+    )]
+    pub loops: Vec<BenchLoop>,
     /// Source file to edit (default: `file` in `[workspace.metadata.dylib-dev.bench]`).
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
