@@ -449,18 +449,26 @@ pub fn plan(
             path: user.path.clone(),
         },
     );
-    for root_file in crate_roots(project) {
-        let before = std::fs::read_to_string(&root_file).map_err(|source| ManifestError::Io {
-            path: root_file.clone(),
-            source,
-        })?;
-        let after = source_edit::insert(&before, &layout.deps_lib, FEATURE)
-            .unwrap_or_else(|| before.clone());
+    for root_file in crate_roots(pkg) {
+        touched.push(force_link(&root_file, &layout)?);
+    }
+    // The host's logic crates link the same dylib: code moved into them then finds the heavy
+    // crates there instead of linking a copy of its own into every reloaded build.
+    for logic in logic_packages(project) {
+        let mut manifest = Manifest::read(logic.manifest_path.as_std_path())?;
+        let logic_layout = Layout {
+            package_dir: logic.manifest_path.parent().expect("has a dir").into(),
+            ..layout.clone()
+        };
+        edit_package_manifest(&mut manifest, &logic_layout, &[])?;
         touched.push(FileWrite {
-            path: root_file,
-            before: Some(before),
-            after,
+            after: manifest.render(),
+            before: Some(manifest.original),
+            path: manifest.path,
         });
+        for root_file in crate_roots(logic) {
+            touched.push(force_link(&root_file, &layout)?);
+        }
     }
 
     record.wrapped = wrapped.iter().map(|w| w.key.clone()).collect();
@@ -647,13 +655,43 @@ fn resolved_dep(project: &Project, key: &str) -> Option<(String, cargo_metadata:
         .map(|d| (d.name.clone(), d.pkg.clone()))
 }
 
+/// The force-link line added to the crate root `root_file`.
+fn force_link(root_file: &Path, layout: &Layout) -> Result<FileWrite, WrapError> {
+    let before = std::fs::read_to_string(root_file).map_err(|source| ManifestError::Io {
+        path: root_file.to_path_buf(),
+        source,
+    })?;
+    let after =
+        source_edit::insert(&before, &layout.deps_lib, FEATURE).unwrap_or_else(|| before.clone());
+    Ok(FileWrite {
+        path: root_file.to_path_buf(),
+        before: Some(before),
+        after,
+    })
+}
+
+/// The logic crates of the selected package when it is the host `dylib-dev watch` would run
+/// (see [`crate::watch::model`]); none for any other package or a project without logic crates.
+fn logic_packages(project: &Project) -> Vec<&cargo_metadata::Package> {
+    let Ok(model) = crate::watch::model::WatchModel::from_metadata(&project.metadata, None) else {
+        return Vec::new();
+    };
+    if model.host != project.package().name.as_str() {
+        return Vec::new();
+    }
+    model
+        .logic
+        .iter()
+        .filter_map(|(name, _)| project.member(name))
+        .collect()
+}
+
 /// Crate roots of the package's lib and bins, where the force-link line goes.
-fn crate_roots(project: &Project) -> Vec<PathBuf> {
-    let mut roots: Vec<PathBuf> = project
-        .package()
+fn crate_roots(package: &cargo_metadata::Package) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = package
         .targets
         .iter()
-        .filter(|t| t.is_bin() || t.is_lib() || t.is_rlib() || t.is_dylib())
+        .filter(|t| t.is_bin() || t.is_lib() || t.is_rlib() || t.is_dylib() || t.is_cdylib())
         .map(|t| t.src_path.clone().into_std_path_buf())
         .collect();
     roots.sort();
