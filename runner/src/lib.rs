@@ -20,6 +20,7 @@ pub mod record;
 #[cfg(unix)] // the control socket is a Unix domain socket
 pub mod reload;
 pub mod source_edit;
+pub mod templates;
 pub mod toolchain;
 pub mod ui;
 pub mod unwrap;
