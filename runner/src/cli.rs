@@ -68,6 +68,24 @@ pub enum Command {
     Watch(WatchArgs),
     /// Measure edit-to-new-output latency with real edits of the project.
     Bench(BenchArgs),
+    /// Create a new dylib-dev project (host, logic, shared types) from a template.
+    New(NewArgs),
+}
+
+/// Arguments of `new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Directory to create (it may exist if it is empty); its name names the packages.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// The template to start from.
+    #[arg(long, value_name = "NAME", default_value = crate::templates::DEFAULT_TEMPLATE,
+          value_parser = clap::builder::PossibleValuesParser::new(crate::templates::possible_values()))]
+    pub template: String,
+    /// Package name of the host (default: the directory's name); logic and shared crates are
+    /// named after it.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 /// An edit-build-run loop that `bench` times.
@@ -212,6 +230,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => crate::doctor::command(&args),
         Command::Watch(args) => crate::watch::command(&args, quiet),
         Command::Bench(args) => crate::bench::command(&args),
+        Command::New(args) => crate::new::command(&args, quiet),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod heavy;
 pub mod host;
 pub mod logging;
 pub mod manifest;
+pub mod new;
 pub mod platform;
 pub mod project;
 pub mod record;

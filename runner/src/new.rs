@@ -1,0 +1,406 @@
+//! `dylib-dev new <path>`: a ready dylib-dev project (host, logic, shared types, config and a copy
+//! of the runtime crate) from one of the templates embedded in the binary ([`crate::templates`]).
+//!
+//! Nothing is written unless everything is: the project is built in a temp dir next to the
+//! destination, checked with `cargo metadata`, and renamed into place in one step. The destination
+//! must not exist or be an empty directory; the names come from its last component (or `--name`).
+use crate::cli::{NewArgs, PackageArgs, WrapArgs};
+use crate::templates::{self, InvalidName, Names, RUNTIME_DIR, Template};
+use crate::ui;
+use crate::watch::model::WatchModel;
+use anyhow::Context;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
+
+/// What `new` refuses; nothing is written in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum NewError {
+    /// The destination has files in it.
+    #[error(
+        "`{path}` already exists and is not empty\n  help: `dylib-dev new` writes only into a new or empty directory; pick another path, or run `dylib-dev init` in an existing package"
+    )]
+    NotEmpty { path: PathBuf },
+    /// The destination is a file.
+    #[error("`{path}` already exists and is not a directory\n  help: pick another path")]
+    NotADirectory { path: PathBuf },
+    /// The path has no last component to take a name from (`/`).
+    #[error("cannot take a package name from `{path}`\n  help: pass --name <NAME>")]
+    NoName { path: PathBuf },
+    /// The name (from the path or `--name`) is not a valid package name.
+    #[error("{source}\n  help: {help}")]
+    InvalidName {
+        #[source]
+        source: InvalidName,
+        help: String,
+    },
+    /// No embedded template by that name.
+    #[error("there is no template `{name}`\n  help: the templates are: {known}")]
+    UnknownTemplate { name: String, known: String },
+}
+
+/// A project `new` wrote.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// Its root directory (absolute).
+    pub root: PathBuf,
+    /// Its names.
+    pub names: Names,
+    /// The host package, as `dylib-dev watch` finds it.
+    pub host: String,
+    /// The logic packages.
+    pub logic: Vec<String>,
+}
+
+/// Runs `dylib-dev new`.
+pub fn command(args: &NewArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let template = templates::find(&args.template).ok_or_else(|| NewError::UnknownTemplate {
+        name: args.template.clone(),
+        known: templates::names().join(", "),
+    })?;
+    let created = create(&args.path, args.name.as_deref(), &template)?;
+    if !quiet {
+        ui::status(
+            "Created",
+            format!(
+                "`{}` from the `{}` template: host `{}`, logic {}, runtime copy in {RUNTIME_DIR}/",
+                created.names.name,
+                template.name,
+                created.host,
+                created
+                    .logic
+                    .iter()
+                    .map(|l| format!("`{l}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        );
+    }
+    let cwd = std::env::current_dir().ok();
+    let cd = if cwd.as_deref().map(normalize).as_deref() == Some(created.root.as_path()) {
+        String::new()
+    } else {
+        format!("cd {} && ", shell_quote(&args.path.display().to_string()))
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Run it:\n\n    {cd}dylib-dev watch\n")?;
+    if let Some(edit) = &template.settings.edit {
+        let hint = template
+            .settings
+            .hint
+            .as_deref()
+            .map(|h| format!(": {h}"))
+            .unwrap_or_default();
+        writeln!(out, "then edit {edit}{hint}.")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `template` as a new project at `path`, named `name` or after the path's last component.
+pub fn create(path: &Path, name: Option<&str>, template: &Template) -> anyhow::Result<Created> {
+    let dest = normalize(path);
+    let dest = match std::fs::metadata(&dest) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(NewError::NotADirectory {
+                path: path.to_path_buf(),
+            }
+            .into());
+        }
+        Ok(_) => {
+            let empty = std::fs::read_dir(&dest)
+                .with_context(|| format!("failed to read `{}`", path.display()))?
+                .next()
+                .is_none();
+            if !empty {
+                return Err(NewError::NotEmpty {
+                    path: path.to_path_buf(),
+                }
+                .into());
+            }
+            // A symlink to an empty directory: write into what it points at.
+            dest.canonicalize().unwrap_or(dest)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => dest,
+        Err(e) => return Err(e).with_context(|| format!("failed to read `{}`", path.display())),
+    };
+    let names = project_names(path, &dest, name)?;
+    let parent = dest
+        .parent()
+        .ok_or_else(|| NewError::NoName {
+            path: path.to_path_buf(),
+        })?
+        .to_path_buf();
+    let created_dirs = create_parents(&parent)?;
+    let result = build_and_place(&dest, &parent, &names, template);
+    if result.is_err() {
+        // Only directories this call made, innermost first, and only if still empty.
+        for dir in created_dirs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    let (host, logic) = result?;
+    Ok(Created {
+        root: dest,
+        names,
+        host,
+        logic,
+    })
+}
+
+/// Renders into a temp dir next to `dest`, checks the result, renames it into place.
+fn build_and_place(
+    dest: &Path,
+    parent: &Path,
+    names: &Names,
+    template: &Template,
+) -> anyhow::Result<(String, Vec<String>)> {
+    let file_name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}.dylib-dev-new-"))
+        .tempdir_in(parent)
+        .with_context(|| format!("failed to create a temp dir in `{}`", parent.display()))?;
+    let root = tmp.path();
+    let runtime = templates::runtime_files()
+        .into_iter()
+        .map(|(p, bytes)| (format!("{RUNTIME_DIR}/{p}"), bytes));
+    for (rel, bytes) in template.render(names).into_iter().chain(runtime) {
+        write_new(&root.join(&rel), &bytes)?;
+    }
+    // The rendered project must make sense to cargo and to `watch` before it lands anywhere.
+    let manifest = root.join("Cargo.toml");
+    let package_args = PackageArgs {
+        manifest_path: Some(manifest.clone()),
+        package: None,
+    };
+    let (_, metadata) = crate::project::load_metadata(&package_args, false)
+        .with_context(|| format!("the `{}` template is broken", template.name))?;
+    let model = WatchModel::from_metadata(&metadata, None)
+        .with_context(|| format!("the `{}` template is broken", template.name))?;
+    if !template.settings.wrap.is_empty() {
+        let args = WrapArgs {
+            package: PackageArgs {
+                manifest_path: Some(manifest),
+                package: Some(model.host.clone()),
+            },
+            crates: template.settings.wrap.clone(),
+            auto: false,
+            min_source_kib: crate::heavy::DEFAULT_MIN_SOURCE_KIB,
+            dry_run: false,
+        };
+        crate::wrap::command(&args, true).with_context(|| {
+            format!(
+                "failed to wrap {} for the `{}` template",
+                template.settings.wrap.join(", "),
+                template.name
+            )
+        })?;
+    }
+    if let Ok(meta) = std::fs::metadata(dest) {
+        // Replacing an empty directory: keep its permissions.
+        std::fs::set_permissions(root, meta.permissions())?;
+    }
+    std::fs::rename(root, dest).with_context(|| {
+        format!(
+            "failed to move the new project from `{}` to `{}`",
+            root.display(),
+            dest.display()
+        )
+    })?;
+    let _ = tmp.keep(); // it is the project now
+    if let Ok(dir) = std::fs::File::open(parent) {
+        let _ = dir.sync_all();
+    }
+    let logic = model.logic.into_iter().map(|(name, _)| name).collect();
+    Ok((model.host, logic))
+}
+
+/// The names for the project at `dest` (`path` as the user wrote it, for messages).
+fn project_names(path: &Path, dest: &Path, name: Option<&str>) -> Result<Names, NewError> {
+    let (name, from_dir) = match name {
+        Some(name) => (name.to_string(), None),
+        None => {
+            let dir =
+                dest.file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(|| NewError::NoName {
+                        path: path.to_path_buf(),
+                    })?;
+            (dir.to_string(), Some(dir.to_string()))
+        }
+    };
+    Names::new(&name).map_err(|source| {
+        let suggestion = suggest(&name);
+        let instead = suggestion
+            .map(|s| format!(" (e.g. --name {s})"))
+            .unwrap_or_default();
+        let help = match from_dir {
+            Some(dir) => format!(
+                "the name comes from the directory `{dir}`; pass --name <NAME> to choose another{instead}"
+            ),
+            None => format!("pass a different --name{instead}"),
+        };
+        NewError::InvalidName { source, help }
+    })
+}
+
+/// A valid name close to `name`, if there is an obvious one.
+fn suggest(name: &str) -> Option<String> {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while s.contains("--") {
+        s = s.replace("--", "-");
+    }
+    let mut s = s.trim_matches('-').to_string();
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        s = format!("app-{s}");
+    }
+    (s != name && Names::new(&s).is_ok()).then_some(s)
+}
+
+/// Creates `dir` and its missing ancestors; returns those it created, outermost first.
+fn create_parents(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    Ok(missing.into_iter().rev().collect())
+}
+
+/// Writes a file of the new tree (creating its directory) and flushes it to disk: the rename
+/// that publishes the tree must not land before the bytes do.
+fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    }
+    let mut file = std::fs::File::create(path)
+        .with_context(|| format!("failed to create `{}`", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("failed to write `{}`", path.display()))
+}
+
+/// `path` made absolute, with `.` and `..` resolved lexically.
+fn normalize(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c.as_os_str()),
+        }
+    }
+    out
+}
+
+/// `text` as one shell word.
+fn shell_quote(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./~+@%:,".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::templates::TemplateFile;
+    use std::borrow::Cow;
+
+    #[test]
+    fn suggestions_are_valid_names() {
+        assert_eq!(suggest("My App").as_deref(), Some("my-app"));
+        assert_eq!(suggest("2048").as_deref(), Some("app-2048"));
+        assert_eq!(suggest("fn"), None);
+    }
+
+    #[test]
+    fn quotes_only_what_needs_it() {
+        assert_eq!(shell_quote("../my-app"), "../my-app");
+        assert_eq!(shell_quote("my app"), "'my app'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn normalizes_lexically() {
+        assert_eq!(normalize(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
+    }
+
+    fn file(path: &str, text: &str) -> TemplateFile {
+        TemplateFile {
+            path: path.into(),
+            contents: Cow::Owned(text.as_bytes().to_vec()),
+        }
+    }
+
+    /// A broken template fails before anything lands, and the parents `new` made go again.
+    #[test]
+    fn a_broken_template_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let template = Template::from_files(
+            "broken",
+            vec![
+                file("template.toml", "description = \"x\"\n"),
+                file("Cargo.toml", "[workspace]\nmembers = [\"missing\"]\n"),
+            ],
+        )
+        .unwrap();
+        let dest = tmp.path().join("a/b/app");
+        let err = create(&dest, None, &template).unwrap_err();
+        assert!(format!("{err:#}").contains("template is broken"), "{err:#}");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
+    /// A template's `wrap` list puts those host dependencies into the deps dylib, and the logic
+    /// crate links it too, as `dylib-dev wrap` does.
+    #[test]
+    fn template_wrap_list_wraps_the_host_and_links_logic() {
+        let tmp = tempfile::tempdir().unwrap();
+        let template = Template::from_files(
+            "wrapped",
+            vec![
+                file("template.toml", "description = \"x\"\nwrap = [\"itoa\"]\n"),
+                file("Cargo.toml", "[workspace]\nresolver = \"3\"\nmembers = [\"host\", \"logic\"]\n"),
+                file(
+                    "host/Cargo.toml",
+                    "[package]\nname = \"{{name}}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\nitoa = \"1\"\n",
+                ),
+                file("host/src/main.rs", "fn main() {}\n"),
+                file(
+                    "logic/Cargo.toml",
+                    "[package]\nname = \"{{name}}-logic\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nitoa = \"1\"\n",
+                ),
+                file("logic/src/lib.rs", "//! Logic.\n"),
+            ],
+        )
+        .unwrap();
+        let created = create(&tmp.path().join("wrapped-app"), None, &template).unwrap();
+        assert_eq!(created.host, "wrapped-app");
+        let read = |p: &str| std::fs::read_to_string(created.root.join(p)).unwrap();
+        assert!(read("wrapped-app-deps/src/lib.rs").contains("pub use itoa;"));
+        assert!(read("host/Cargo.toml").contains("dynamic = [\"dep:wrapped-app-deps\"]"));
+        assert!(read("logic/Cargo.toml").contains("dynamic = [\"dep:wrapped-app-deps\"]"));
+        assert!(read("logic/src/lib.rs").contains("use wrapped_app_deps as _;"));
+        assert!(read("Cargo.toml").contains("\"wrapped-app-deps\""));
+    }
+}
