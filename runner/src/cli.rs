@@ -70,6 +70,10 @@ pub enum Command {
     Bench(BenchArgs),
     /// Create a new dylib-dev project (host, logic, shared types) from a template.
     New(NewArgs),
+    /// Turn an existing binary package into a dylib-dev project (`deinit` undoes it).
+    Init(InitArgs),
+    /// Undo `init`: restore every file it touched and remove what it created.
+    Deinit(DeinitArgs),
 }
 
 /// Arguments of `new`.
@@ -117,6 +121,27 @@ impl BenchLoop {
             BenchLoop::Hot => "hot: dylib-dev watch swap",
         }
     }
+}
+
+/// Arguments of `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// `-p` names the binary package to turn into the host.
+    #[command(flatten)]
+    pub package: PackageArgs,
+    /// Dependencies to put into the deps dylib (default: the heavy ones, as `wrap --auto` picks).
+    #[arg(value_name = "CRATE")]
+    pub crates: Vec<String>,
+    /// Without CRATEs: wrap a dependency whose crate graph has at least this much Rust source (KiB).
+    #[arg(long, value_name = "KIB", default_value_t = crate::heavy::DEFAULT_MIN_SOURCE_KIB)]
+    pub min_source_kib: u64,
+}
+
+/// Arguments of `deinit`.
+#[derive(Debug, Args)]
+pub struct DeinitArgs {
+    #[command(flatten)]
+    pub package: PackageArgs,
 }
 
 /// Arguments of `bench`.
@@ -231,6 +256,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => crate::watch::command(&args, quiet),
         Command::Bench(args) => crate::bench::command(&args),
         Command::New(args) => crate::new::command(&args, quiet),
+        Command::Init(args) => crate::init::command(&args, quiet),
+        Command::Deinit(args) => crate::init::deinit_command(&args, quiet),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod fastpath;
 pub mod fsutil;
 pub mod heavy;
 pub mod host;
+pub mod init;
 pub mod logging;
 pub mod manifest;
 pub mod new;

@@ -431,10 +431,22 @@ pub fn plan(
     edit_package_manifest(&mut user, &layout, &wrapped)?;
     let mut touched = Vec::new();
     if same_manifest {
-        register_member(&mut user.doc, &user.path, &layout, true)?;
+        register_member(
+            &mut user.doc,
+            &user.path,
+            &layout.deps_dir,
+            &layout.workspace_root,
+            true,
+        )?;
     } else {
         let mut root = Manifest::read(&root_manifest_path)?;
-        register_member(&mut root.doc, &root.path, &layout, false)?;
+        register_member(
+            &mut root.doc,
+            &root.path,
+            &layout.deps_dir,
+            &layout.workspace_root,
+            false,
+        )?;
         touched.push(FileWrite {
             after: root.render(),
             before: Some(root.original),
@@ -763,7 +775,12 @@ fn deps_manifest(layout: &Layout, edition: &str, wrapped: &[WrappedDep]) -> Stri
 
 /// One dependency entry for the generated crate: the user's spec, path made relative to the
 /// generated crate, `optional` as the generated crate needs it.
-fn deps_entry(item: &Item, optional: bool, package_dir: &Path, deps_dir: &Path) -> Value {
+pub(crate) fn deps_entry(
+    item: &Item,
+    optional: bool,
+    package_dir: &Path,
+    deps_dir: &Path,
+) -> Value {
     let mut inline = match item {
         Item::Value(Value::InlineTable(t)) => t.clone(),
         Item::Table(t) => t.clone().into_inline_table(),
@@ -912,14 +929,15 @@ fn edit_package_manifest(
     Ok(())
 }
 
-/// Makes the generated crate a workspace member (creating `[workspace]` for a lone package).
-fn register_member(
+/// Makes the crate in `member_dir` a workspace member (creating `[workspace]` for a lone package).
+pub(crate) fn register_member(
     doc: &mut DocumentMut,
     path: &Path,
-    layout: &Layout,
+    member_dir: &Path,
+    workspace_root: &Path,
     is_package_manifest: bool,
 ) -> Result<(), WrapError> {
-    let rel = relative_path(&layout.deps_dir, &layout.workspace_root)
+    let rel = relative_path(member_dir, workspace_root)
         .to_string_lossy()
         .replace('\\', "/");
     if doc.get("workspace").is_none() && !is_package_manifest {
