@@ -510,10 +510,10 @@ fn add_runtime_dependency(doc: &mut DocumentMut, places: &Places) {
     let deps = manifest::table_mut(doc.as_table_mut(), "dependencies");
     deps.insert(RUNTIME_PACKAGE, toml_edit::value(entry));
     if let Some(mut key) = deps.key_mut(RUNTIME_PACKAGE) {
-        key.leaf_decor_mut().set_prefix(format!(
+        key.leaf_decor_mut().set_prefix(
             "# Added by `dylib-dev init`: loads the logic crate and swaps it on every save. A copy of\n\
-             # the runtime this dylib-dev speaks to; a later release depends on it from crates.io.\n"
-        ));
+             # the runtime this dylib-dev speaks to; a later release depends on it from crates.io.\n",
+        );
     }
 }
 
