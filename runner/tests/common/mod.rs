@@ -1,6 +1,8 @@
 //! Shared end-to-end test helpers: fixture copies in temp dirs and the real `dylib-dev` binary.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod watch;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,163 @@
+//! `Watch`: a running `dylib-dev watch` whose output tests wait on, and the lock that keeps two
+//! watch sessions from writing the same artifacts into the shared target dir at once.
+use super::Fixture;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Builds of the `hot` fixture write the same artifact names into the shared target dir
+/// (`libhost_deps.so`, `liblogic.so`, `host`), so two watch sessions must not run at once.
+pub static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Generous: the first build of a fresh copy compiles the fixture's crates.
+pub const START: Duration = Duration::from_secs(240);
+/// For a rebuild and a swap or restart.
+pub const CHANGE: Duration = Duration::from_secs(60);
+
+/// Lines a stream produced so far.
+#[derive(Default)]
+pub struct Lines {
+    lines: Mutex<Vec<String>>,
+    grew: Condvar,
+}
+
+/// A running `dylib-dev watch` with its stdout (the host's) and stderr (ours) collected.
+pub struct Watch {
+    child: Child,
+    out: Arc<Lines>,
+    err: Arc<Lines>,
+}
+
+impl Watch {
+    /// `dylib-dev watch` in the fixture's root.
+    pub fn start(fx: &Fixture) -> Watch {
+        Watch::start_in(fx.path(), &[])
+    }
+
+    /// `dylib-dev watch` in `dir`, with extra environment for the host.
+    pub fn start_in(dir: &Path, envs: &[(&str, &str)]) -> Watch {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dylib-dev"));
+        cmd.current_dir(dir)
+            .arg("watch")
+            .env("CARGO_TARGET_DIR", super::shared_target_dir())
+            .env("DYLIB_DEV_LOG", "dylib_dev::watch=debug")
+            .env("NO_COLOR", "1")
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start dylib-dev watch");
+        let out = collect(child.stdout.take().unwrap(), "host");
+        let err = collect(child.stderr.take().unwrap(), "watch");
+        Watch { child, out, err }
+    }
+
+    /// Waits for a stdout line matching `pred` at index >= `from`; returns (index, line).
+    pub fn wait_out(
+        &self,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> (usize, String) {
+        wait(&self.out, from, timeout, &pred).unwrap_or_else(|| self.fail("no matching host line"))
+    }
+
+    pub fn wait_err(
+        &self,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> (usize, String) {
+        wait(&self.err, from, timeout, &pred)
+            .unwrap_or_else(|| self.fail("no matching watcher line"))
+    }
+
+    pub fn out_len(&self) -> usize {
+        self.out.lines.lock().unwrap().len()
+    }
+
+    pub fn err_len(&self) -> usize {
+        self.err.lines.lock().unwrap().len()
+    }
+
+    pub fn err_since(&self, from: usize) -> Vec<String> {
+        self.err.lines.lock().unwrap()[from..].to_vec()
+    }
+
+    pub fn fail(&self, what: &str) -> ! {
+        let tail = |l: &Lines| {
+            let lines = l.lines.lock().unwrap();
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        };
+        panic!(
+            "{what}\n--- host stdout (tail)\n{}\n--- watcher stderr (tail)\n{}",
+            tail(&self.out),
+            tail(&self.err)
+        );
+    }
+
+    /// SIGINT, as Ctrl-C sends; returns once the watcher exited.
+    pub fn interrupt(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill() with a pid we own and a valid signal has no memory effects.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "watcher did not exit after SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            // SAFETY: as in `interrupt`.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn collect(stream: impl std::io::Read + Send + 'static, tag: &'static str) -> Arc<Lines> {
+    let lines = Arc::new(Lines::default());
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if std::env::var_os("DYLIB_DEV_TEST_ECHO").is_some() {
+                eprintln!("[{tag}] {line}");
+            }
+            sink.lines.lock().unwrap().push(line);
+            sink.grew.notify_all();
+        }
+    });
+    lines
+}
+
+fn wait(
+    lines: &Lines,
+    from: usize,
+    timeout: Duration,
+    pred: &dyn Fn(&str) -> bool,
+) -> Option<(usize, String)> {
+    let deadline = Instant::now() + timeout;
+    let mut guard = lines.lines.lock().unwrap();
+    loop {
+        if let Some(i) = (from..guard.len()).find(|&i| pred(&guard[i])) {
+            return Some((i, guard[i].clone()));
+        }
+        let left = deadline.checked_duration_since(Instant::now())?;
+        guard = lines.grew.wait_timeout(guard, left).unwrap().0;
+    }
+}
