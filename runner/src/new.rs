@@ -28,12 +28,8 @@ pub enum NewError {
     #[error("cannot take a package name from `{path}`\n  help: pass --name <NAME>")]
     NoName { path: PathBuf },
     /// The name (from the path or `--name`) is not a valid package name.
-    #[error("{source}\n  help: {help}")]
-    InvalidName {
-        #[source]
-        source: InvalidName,
-        help: String,
-    },
+    #[error("{invalid}\n  help: {help}")]
+    InvalidName { invalid: InvalidName, help: String },
     /// No embedded template by that name.
     #[error("there is no template `{name}`\n  help: the templates are: {known}")]
     UnknownTemplate { name: String, known: String },
@@ -231,7 +227,7 @@ fn project_names(path: &Path, dest: &Path, name: Option<&str>) -> Result<Names, 
             (dir.to_string(), Some(dir.to_string()))
         }
     };
-    Names::new(&name).map_err(|source| {
+    Names::new(&name).map_err(|invalid| {
         let suggestion = suggest(&name);
         let instead = suggestion
             .map(|s| format!(" (e.g. --name {s})"))
@@ -242,7 +238,7 @@ fn project_names(path: &Path, dest: &Path, name: Option<&str>) -> Result<Names, 
             ),
             None => format!("pass a different --name{instead}"),
         };
-        NewError::InvalidName { source, help }
+        NewError::InvalidName { invalid, help }
     })
 }
 
