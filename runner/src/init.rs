@@ -866,8 +866,8 @@ pub fn guidance(places: &Places, bin: &Path, main_rs: &str, wrapped: &[String]) 
     let mut out = String::new();
     out.push_str("What is left for you (dylib-dev moves no code):\n\n");
     out.push_str(&format!(
-        "1. Move the functions you want to edit while the program runs from {main} into {lib},\n   \
-         each as `#[unsafe(no_mangle)] pub fn`.\n"
+        "1. Move the functions you want to change while the program runs from {main}\n   \
+         into {lib}, each as `#[unsafe(no_mangle)] pub fn`.\n"
     ));
     if candidates.is_empty() {
         out.push_str(&format!(
@@ -928,7 +928,7 @@ pub fn guidance(places: &Places, bin: &Path, main_rs: &str, wrapped: &[String]) 
         String::new()
     } else {
         format!(
-            " It already depends on {}, linked from the deps dylib.",
+            "\n   It already depends on {}, linked from the deps dylib.",
             wrapped.join(", ")
         )
     };
@@ -936,8 +936,9 @@ pub fn guidance(places: &Places, bin: &Path, main_rs: &str, wrapped: &[String]) 
         "{step}. Add what the moved code uses to {logic_manifest}.{deps}\n\n"
     ));
     out.push_str(&format!(
-        "Then run `dylib-dev watch` and edit {lib}: each save is swapped into the running host.\n\
-         `dylib-dev deinit` undoes `init` (move your code back first to get every file back as it was).\n"
+        "Then run `dylib-dev watch` and edit {lib}:\n\
+         each save is swapped into the running host. `dylib-dev deinit` undoes `init`\n\
+         (move your code back first to get every file back as it was).\n"
     ));
     out
 }
