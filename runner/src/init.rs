@@ -872,7 +872,7 @@ pub fn guidance(places: &Places, bin: &Path, main_rs: &str, wrapped: &[String]) 
     if candidates.is_empty() {
         out.push_str(&format!(
             "   {main} has no top-level function besides `main`: first put the code you iterate\n   \
-             on into a function (e.g. `fn step(state: &mut State) -> String`), then move that.\n"
+             on into a function (e.g. `fn step(state: &mut State) -> String`), then move that.\n\n"
         ));
     } else {
         out.push_str(&format!("   The top-level functions of {main}:\n\n"));

@@ -194,23 +194,44 @@ fn build_and_place(
             )
         })?;
     }
-    if let Ok(meta) = std::fs::metadata(dest) {
-        // Replacing an empty directory: keep its permissions.
-        std::fs::set_permissions(root, meta.permissions())?;
+    if dest.is_dir() {
+        // An existing empty directory stays what it is (someone's shell may be in it): the
+        // entries move in, and if one cannot, those already moved go back out.
+        fill_empty_dir(root, dest)?;
+    } else {
+        std::fs::rename(root, dest).with_context(|| {
+            format!(
+                "failed to move the new project from `{}` to `{}`",
+                root.display(),
+                dest.display()
+            )
+        })?;
+        let _ = tmp.keep(); // it is the project now
     }
-    std::fs::rename(root, dest).with_context(|| {
-        format!(
-            "failed to move the new project from `{}` to `{}`",
-            root.display(),
-            dest.display()
-        )
-    })?;
-    let _ = tmp.keep(); // it is the project now
     if let Ok(dir) = std::fs::File::open(parent) {
         let _ = dir.sync_all();
     }
     let logic = model.logic.into_iter().map(|(name, _)| name).collect();
     Ok((model.host, logic))
+}
+
+/// Moves every entry of `from` into the empty directory `to`, all or none.
+fn fill_empty_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let mut moved = Vec::new();
+    for entry in std::fs::read_dir(from)? {
+        let name = entry?.file_name();
+        if let Err(e) = std::fs::rename(from.join(&name), to.join(&name)) {
+            for name in moved.iter().rev() {
+                let _ = std::fs::rename(to.join(name), from.join(name));
+            }
+            return Err(e).with_context(|| format!("failed to write into `{}`", to.display()));
+        }
+        moved.push(name);
+    }
+    if let Ok(dir) = std::fs::File::open(to) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// The names for the project at `dest` (`path` as the user wrote it, for messages).

@@ -248,6 +248,30 @@ fn empty_directory_nested_path_and_name_override() {
         text(&out)
     );
 
+    // `new .` in an empty directory: the directory itself stays (a shell may be in it).
+    std::fs::create_dir(fx.join("here")).unwrap();
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let here = inode(&fx.join("here"));
+    let out = fx
+        .dylib_dev()
+        .current_dir(fx.join("here"))
+        .args(["new", "."])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(inode(&fx.join("here")), here, "the same directory");
+    assert!(fx.read("here/host/Cargo.toml").contains("name = \"here\""));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\n    dylib-dev watch\n") && !stdout.contains("cd "),
+        "{stdout}"
+    );
+    let left: Vec<_> = std::fs::read_dir(fx.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "no temp dir left next to it: {left:?}");
+
     let out = fx
         .dylib_dev()
         .args(["new", "a/b/My Project", "--name", "my-project"])
