@@ -183,8 +183,9 @@ fn init_picks_heavy_dependencies_like_wrap_auto_and_deinit_restores() {
     run(&fx, &["deinit"]);
     assert_same_tree(&before, &fx.tree());
 
-    // Nothing heavy enough: no deps dylib, the rest as usual.
+    // Nothing heavy enough: no deps dylib, the rest as usual; no Cargo.lock before, none after.
     let fx = Fixture::copy("ticker");
+    std::fs::remove_file(fx.join("Cargo.lock")).unwrap();
     let before = fx.tree();
     let out = run(&fx, &["init", "--min-source-kib", "100000"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -195,6 +196,7 @@ fn init_picks_heavy_dependencies_like_wrap_auto_and_deinit_restores() {
         manifest.contains("members = [\"ticker-logic\"]") && !manifest.contains("dynamic"),
         "{manifest}"
     );
+    assert!(fx.join("Cargo.lock").exists(), "init settles the lock file");
     run(&fx, &["deinit"]);
     assert_same_tree(&before, &fx.tree());
 }
