@@ -27,6 +27,21 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Creates the file `path` (and its directory), which must not exist yet, with `contents`, and
+/// flushes it to disk. Unlike [`write_atomic`] it gets the usual permissions (`0o666` less the
+/// umask): it is a new file of the user's project, not a replacement.
+pub fn write_new(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -594,11 +594,7 @@ fn apply(
     touched: &[Edit],
 ) -> anyhow::Result<()> {
     for ((path, bytes), entry) in generated.iter().zip(record.generated.iter_mut()) {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("failed to create `{}`", dir.display()))?;
-        }
-        fsutil::write_atomic(path, bytes)
+        fsutil::write_new(path, bytes)
             .with_context(|| format!("failed to write `{}`", path.display()))?;
         entry.hash = Some(hash(path)?);
     }

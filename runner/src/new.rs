@@ -6,10 +6,10 @@
 //! must not exist or be an empty directory; the names come from its last component (or `--name`).
 use crate::cli::{NewArgs, PackageArgs, WrapArgs};
 use crate::templates::{self, InvalidName, Names, RUNTIME_DIR, Template};
-use crate::ui;
+use crate::{fsutil, ui};
 use crate::watch::model::WatchModel;
 use anyhow::Context;
-use std::io::Write;
+use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
@@ -163,7 +163,9 @@ fn build_and_place(
         .into_iter()
         .map(|(p, bytes)| (format!("{RUNTIME_DIR}/{p}"), bytes));
     for (rel, bytes) in template.render(names).into_iter().chain(runtime) {
-        write_new(&root.join(&rel), &bytes)?;
+        let path = root.join(&rel);
+        fsutil::write_new(&path, &bytes)
+            .with_context(|| format!("failed to write `{}`", path.display()))?;
     }
     // The rendered project must make sense to cargo and to `watch` before it lands anywhere.
     let manifest = root.join("Cargo.toml");
@@ -295,20 +297,6 @@ fn create_parents(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("failed to create `{}`", dir.display()))?;
     Ok(missing.into_iter().rev().collect())
-}
-
-/// Writes a file of the new tree (creating its directory) and flushes it to disk: the rename
-/// that publishes the tree must not land before the bytes do.
-fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("failed to create `{}`", dir.display()))?;
-    }
-    let mut file = std::fs::File::create(path)
-        .with_context(|| format!("failed to create `{}`", path.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("failed to write `{}`", path.display()))
 }
 
 /// `path` made absolute, with `.` and `..` resolved lexically.
