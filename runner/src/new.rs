@@ -6,8 +6,8 @@
 //! must not exist or be an empty directory; the names come from its last component (or `--name`).
 use crate::cli::{NewArgs, PackageArgs, WrapArgs};
 use crate::templates::{self, InvalidName, Names, RUNTIME_DIR, Template};
-use crate::{fsutil, ui};
 use crate::watch::model::WatchModel;
+use crate::{fsutil, ui};
 use anyhow::Context;
 use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
