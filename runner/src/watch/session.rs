@@ -45,6 +45,11 @@ pub struct Session {
 /// rebuilds for it.
 const HELLO_GRACE: Duration = Duration::from_secs(2);
 
+/// How long notify's debouncer groups the events of one path. Short: the real trailing-edge
+/// debounce over a whole burst of saves (`debounce`, 30 ms by default) is the session's, since the
+/// debouncer emits each event once it is that old, so a longer burst would come out in pieces.
+const EVENT_GROUPING: Duration = Duration::from_millis(10);
+
 /// A batch of changes and when its first event was seen.
 struct Pending {
     route: Route,
@@ -110,13 +115,15 @@ impl Session {
             std::slice::from_ref(&self.model.target_dir),
         );
         let roots: Vec<PathBuf> = vec![self.model.workspace_root.clone()];
-        let _watcher = FsWatcher::start(&roots, filter, self.model.debounce, move |paths| {
+        let _watcher = FsWatcher::start(&roots, filter, EVENT_GROUPING, move |paths| {
             let _ = tx.send(paths);
         })
         .context("failed to watch the workspace")?;
         let mut signals = Signals::new()?;
 
         let mut pending: Option<Pending> = None;
+        // The trailing edge: the next build starts once no change came for `debounce`.
+        let mut quiet_at: Option<tokio::time::Instant> = None;
         let mut host: Option<Running> = None;
         let mut version: u64 = 0;
         let mut first = true;
@@ -130,6 +137,13 @@ impl Session {
         let mut in_flight = Some(self.start_build(start, None, true)?);
 
         loop {
+            let wake = quiet_at.filter(|_| in_flight.is_none() && pending.is_some());
+            let quiet = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             let host_exit = async {
                 match host.as_mut() {
                     Some(h) => h.process.wait().await,
@@ -143,6 +157,7 @@ impl Session {
                 }
             };
             tokio::select! {
+                () = quiet => {}
                 _ = signals.recv() => {
                     if let Some(b) = in_flight.take() {
                         if let Some(handle) = &b.handle {
@@ -160,7 +175,8 @@ impl Session {
                     let route = route_batch(&self.model, batch.iter().map(PathBuf::as_path));
                     tracing::debug!(?route, files = batch.len(), "change");
                     if route != Route::Ignore {
-                        let batch = Pending { route, since: Instant::now() - self.model.debounce, paths: batch.into_iter().collect() };
+                        let batch = Pending { route, since: Instant::now() - EVENT_GROUPING, paths: batch.into_iter().collect() };
+                        quiet_at = Some(tokio::time::Instant::now() + self.model.debounce);
                         pending = Some(match pending.take() {
                             Some(p) => p.merge(batch),
                             None => batch,
@@ -262,7 +278,9 @@ impl Session {
                     }
                 }
             }
+            let settled = quiet_at.is_none_or(|at| at <= tokio::time::Instant::now());
             if in_flight.is_none()
+                && settled
                 && let Some(p) = pending.take()
             {
                 let fast_ok = host.is_some() && last.is_some();
