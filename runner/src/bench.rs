@@ -346,7 +346,17 @@ fn measure(
         {
             host_pid = pid.parse::<u32>().ok();
         }
+        if !l.from_host && l.text.contains("build failed") {
+            return true;
+        }
         l.from_host && l.text.contains(&edit.marker)
+    })
+    .and_then(|l| {
+        if l.from_host {
+            Ok(l)
+        } else {
+            Err(anyhow::anyhow!("{}", l.text.trim()))
+        }
     })
     .context("the first build and start")?;
     let rss_before = host_pid.and_then(rss_kib);
