@@ -236,13 +236,15 @@ fn check_linker(tc: &Toolchain, path: &[PathBuf]) -> Check {
     if rust_lld_default {
         Check::ok(
             "linker",
-            format!("rust-lld (rustc's default on x86_64 Linux since 1.90); {available_text}"),
+            format!(
+                "rust-lld (rustc's default on x86_64 Linux since 1.90), already the fast choice: a static polars relink measured 5.07 s with it, 5.63 s with mold, 28 s with GNU ld; {available_text}"
+            ),
         )
     } else if linux && !available.iter().any(|l| *l == "mold" || *l == "ld.lld") {
         Check::warn(
             "linker",
             format!("the system linker through `cc` (slow for large links); {available_text}"),
-            "install mold or lld and add `-C link-arg=-fuse-ld=mold` (or `=lld`) to RUSTFLAGS",
+            "install mold or lld and add `-C link-arg=-fuse-ld=mold` (or `=lld`) to RUSTFLAGS: a static polars relink measured 28 s with GNU ld, 5.1-5.6 s with lld or mold",
         )
     } else {
         Check::ok("linker", format!("the platform default; {available_text}"))
@@ -304,6 +306,17 @@ fn check_rustflags(cwd: &Path) -> Vec<Check> {
         .collect()
 }
 
+/// The host `watch` would run in this workspace, and a one-line description of the layers.
+fn watch_layout(args: &DoctorArgs) -> Result<(String, String), String> {
+    let (_, metadata) =
+        crate::project::load_metadata(&args.package, false).map_err(|e| error_chain(&e))?;
+    let model = crate::watch::model::WatchModel::from_metadata(&metadata, None)
+        .map_err(|e| error_chain(&e))?;
+    let logic: Vec<&str> = model.logic.iter().map(|(name, _)| name.as_str()).collect();
+    let layout = format!("host `{}`, logic `{}`", model.host, logic.join("`, `"));
+    Ok((model.host, layout))
+}
+
 fn check_project(args: &DoctorArgs) -> Vec<Check> {
     match crate::project::locate_manifest(args.package.manifest_path.as_deref()) {
         Err(ProjectError::NoManifest(dir)) => {
@@ -324,14 +337,26 @@ fn check_project(args: &DoctorArgs) -> Vec<Check> {
         }
         Ok(_) => {}
     }
-    let project = match Project::load(&args.package, false) {
+    let mut checks = Vec::new();
+    let loaded = match Project::load(&args.package, false) {
+        // A workspace of several packages: the one `watch` would run is the one to check.
+        Err(ProjectError::Ambiguous { .. }) => watch_layout(args).and_then(|(host, layout)| {
+            checks.push(Check::ok("watch", layout));
+            let mut package = args.package.clone();
+            package.package = Some(host);
+            Project::load(&package, false).map_err(|e| error_chain(&e))
+        }),
+        other => other.map_err(|e| error_chain(&e)),
+    };
+    let project = match loaded {
         Ok(project) => project,
         Err(err) => {
-            return vec![Check::error(
+            checks.push(Check::error(
                 "project",
-                error_chain(&err),
-                "fix the manifest (cargo metadata must succeed)",
-            )];
+                err,
+                "fix the manifest (cargo metadata must succeed), or pass -p <package>",
+            ));
+            return checks;
         }
     };
     let package = project.package();
@@ -369,7 +394,7 @@ fn check_project(args: &DoctorArgs) -> Vec<Check> {
             "run `dylib-dev wrap <CRATE>...` again to restore the feature",
         ),
     };
-    vec![
+    checks.extend([
         Check::ok(
             "project",
             format!("`{}` in {}", package.name, project.workspace_root()),
@@ -380,7 +405,8 @@ fn check_project(args: &DoctorArgs) -> Vec<Check> {
             "dynamic dir",
             format!("{} (dynamic builds)", project.dynamic_target_dir()),
         ),
-    ]
+    ]);
+    checks
 }
 
 #[cfg(test)]
