@@ -22,6 +22,29 @@ pub fn shared_target_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target").join("e2e"))
 }
 
+/// The variables `cargo test` sets for the test process about the *runner* package
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...), which a cargo started by a test must not inherit:
+/// cargo fingerprints some of them for build scripts (e.g. `ring`'s, under polars), so a build run
+/// by a test and one run from a shell would each invalidate the other's build of everything above.
+pub fn cargo_test_env() -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(key, _)| key)
+        .filter(|key| {
+            let k = key.to_string_lossy();
+            matches!(
+                k.as_ref(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+            ) || k.starts_with("CARGO_PKG_")
+                || k.starts_with("CARGO_BIN_EXE_")
+        })
+        .collect()
+}
+
 /// A fixture project copied into its own temp dir.
 pub struct Fixture {
     /// Keeps the temp dir alive.
@@ -42,6 +65,10 @@ impl Fixture {
     }
 
     /// Copies `examples/<name>` (a project the repository ships for people) into a fresh temp dir.
+    ///
+    /// Examples name the runtime crate by a relative path into the repository
+    /// (`../../../runner/runtime`); in the copy, every `path = "..."` of a manifest that leads out
+    /// of the example becomes the absolute path it pointed to.
     pub fn copy_example(name: &str) -> Fixture {
         let src = repo_root().join("examples").join(name);
         assert!(src.is_dir(), "no example at {}", src.display());
@@ -50,6 +77,8 @@ impl Fixture {
             .tempdir()
             .unwrap();
         copy_tree(&src, dir.path());
+        let src = src.canonicalize().unwrap();
+        rebase_outside_paths(&src, &src, dir.path());
         Fixture { dir }
     }
 
@@ -76,6 +105,9 @@ impl Fixture {
     /// `dylib-dev` with the project as working directory and the shared target dir.
     pub fn dylib_dev(&self) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::cargo_bin("dylib-dev").unwrap();
+        for key in cargo_test_env() {
+            cmd.env_remove(key);
+        }
         cmd.current_dir(self.path())
             .env("CARGO_TARGET_DIR", shared_target_dir())
             .env_remove("DYLIB_DEV_LOG")
@@ -86,6 +118,9 @@ impl Fixture {
     /// `cargo` with the project as working directory and the shared target dir.
     pub fn cargo(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO"));
+        for key in cargo_test_env() {
+            cmd.env_remove(key);
+        }
         cmd.current_dir(self.path())
             .env("CARGO_TARGET_DIR", shared_target_dir())
             .env_remove("RUSTFLAGS");
@@ -162,6 +197,46 @@ pub fn copy_tree(src: &Path, dst: &Path) {
         } else {
             std::fs::copy(entry.path(), &to).unwrap();
         }
+    }
+}
+
+/// Rewrites, in the copies under `dst` of the manifests under `dir` (part of the tree `root`),
+/// each `path = "<relative>"` that resolves outside `root` to that absolute path.
+fn rebase_outside_paths(root: &Path, dir: &Path, dst: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        let rel = path.strip_prefix(root).unwrap();
+        if entry.file_name() == "target" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            rebase_outside_paths(root, &path, dst);
+            continue;
+        }
+        if entry.file_name() != "Cargo.toml" {
+            continue;
+        }
+        let copy = dst.join(rel);
+        let text = std::fs::read_to_string(&copy).unwrap();
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("path = \"") {
+            let (head, tail) = rest.split_at(at + "path = \"".len());
+            out.push_str(head);
+            let end = tail.find('"').expect("closing quote");
+            let value = &tail[..end];
+            let target = path.parent().unwrap().join(value);
+            match target.canonicalize() {
+                Ok(abs) if Path::new(value).is_relative() && !abs.starts_with(root) => {
+                    out.push_str(&abs.to_string_lossy());
+                }
+                _ => out.push_str(value),
+            }
+            rest = &tail[end..];
+        }
+        out.push_str(rest);
+        std::fs::write(&copy, out).unwrap();
     }
 }
 

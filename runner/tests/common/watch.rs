@@ -42,7 +42,19 @@ impl Watch {
 
     /// `dylib-dev watch` in `dir`, with extra environment for the host.
     pub fn start_in(dir: &Path, envs: &[(&str, &str)]) -> Watch {
+        Watch::spawn(dir, envs, &[])
+    }
+
+    /// `dylib-dev watch -- <host_args>` in the fixture's root.
+    pub fn start_with(fx: &Fixture, host_args: &[&str]) -> Watch {
+        Watch::spawn(fx.path(), &[], host_args)
+    }
+
+    fn spawn(dir: &Path, envs: &[(&str, &str)], host_args: &[&str]) -> Watch {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dylib-dev"));
+        for key in super::cargo_test_env() {
+            cmd.env_remove(key);
+        }
         cmd.current_dir(dir)
             .arg("watch")
             .env("CARGO_TARGET_DIR", super::shared_target_dir())
@@ -52,6 +64,9 @@ impl Watch {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if !host_args.is_empty() {
+            cmd.arg("--").args(host_args);
+        }
         let mut child = cmd.spawn().expect("start dylib-dev watch");
         let out = collect(child.stdout.take().unwrap(), "host");
         let err = collect(child.stderr.take().unwrap(), "watch");
@@ -84,6 +99,11 @@ impl Watch {
 
     pub fn err_len(&self) -> usize {
         self.err.lines.lock().unwrap().len()
+    }
+
+    /// The host's lines from index `from` on.
+    pub fn out_since(&self, from: usize) -> Vec<String> {
+        self.out.lines.lock().unwrap()[from..].to_vec()
     }
 
     pub fn err_since(&self, from: usize) -> Vec<String> {

@@ -1,0 +1,148 @@
+//! End-to-end tests of the heavy examples under `dylib-dev watch`: a temp copy of
+//! `examples/polars-repl` and `examples/bevy-game`, the real binary, real cargo builds of polars
+//! and bevy (once per target dir: `target/e2e`, or `DYLIB_DEV_E2E_TARGET`), a real host and real
+//! dlopen swaps. Cold, the first build is the long part (polars about 6 min, bevy about 2 min on
+//! 2 cores); the swaps take seconds.
+mod common;
+
+use common::Fixture;
+use common::watch::{CHANGE, Watch, serial};
+use std::time::{Duration, Instant};
+
+/// A cold build of polars or bevy into a fresh target dir, on a slow machine.
+const COLD_START: Duration = Duration::from_secs(40 * 60);
+
+/// Replaces `from` (which must be there) with `to` in a file of the project.
+fn edit(fx: &Fixture, rel: &str, from: &str, to: &str) {
+    let text = fx.read(rel);
+    assert!(text.contains(from), "{rel} has no {from:?}");
+    fx.write(rel, &text.replace(from, to));
+}
+
+/// The number after `key` in `line`, up to the next non-digit.
+fn number_after(line: &str, key: &str) -> u64 {
+    let at = line
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key:?} in {line:?}"))
+        + key.len();
+    let digits: String = line[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|e| panic!("no number after {key:?} in {line:?}: {e}"))
+}
+
+/// The polars REPL keeps its DataFrame across a swap: the data is loaded once, the edited
+/// analysis runs again on it in the same process and prints the new table.
+#[test]
+fn polars_repl_reruns_the_edited_analysis_on_the_data_in_memory() {
+    let _serial = serial();
+    let fx = Fixture::copy_example("polars-repl");
+    let started = Instant::now();
+    let watch = Watch::start(&fx);
+    let (_, loaded) = watch.wait_out(0, COLD_START, |l| l.starts_with("data loaded:"));
+    let pid = number_after(&loaded, "pid ");
+    assert!(
+        loaded.contains("1000000 rows x 8 columns"),
+        "the generated data set: {loaded}"
+    );
+    let (at, _) = watch.wait_out(0, CHANGE, |l| l.contains("logic version 0"));
+    eprintln!("first build and run: {:.0} s", started.elapsed().as_secs_f64());
+    let first = watch.out_since(0).join("\n");
+    assert!(
+        first.contains("== revenue by pickup zone ==") && first.contains("Midtown"),
+        "the first report groups by zone:\n{first}"
+    );
+
+    let edited = Instant::now();
+    edit(
+        &fx,
+        "logic/src/lib.rs",
+        "group_by([col(\"zone\")])",
+        "group_by([col(\"payment\")])",
+    );
+    edit(
+        &fx,
+        "logic/src/lib.rs",
+        "revenue by pickup zone",
+        "revenue by payment type",
+    );
+    let (title, _) = watch.wait_out(at, CHANGE, |l| l.contains("== revenue by payment type =="));
+    let (end, footer) = watch.wait_out(title, CHANGE, |l| l.contains("logic version 1"));
+    eprintln!(
+        "edit to new report: {} ms",
+        edited.elapsed().as_millis()
+    );
+    assert_eq!(
+        number_after(&footer, "pid "),
+        pid,
+        "the same host ran the new analysis: {footer}"
+    );
+    let table = watch.out_since(title)[..end - title].join("\n");
+    for payment in ["card", "cash", "app"] {
+        assert!(
+            table.contains(payment),
+            "the new report groups by payment ({payment} missing):\n{table}"
+        );
+    }
+    let all = watch.out_since(0);
+    let loads = all.iter().filter(|l| l.starts_with("data loaded:")).count();
+    assert_eq!(loads, 1, "the data was loaded once:\n{}", all.join("\n"));
+    watch.wait_err(0, CHANGE, |l| l.contains("Swapped") && l.contains("reload 1"));
+    let log = watch.err_since(0).join("\n");
+    assert!(!log.contains("Restarted"), "no restart:\n{log}");
+}
+
+/// The Bevy game keeps its world across a swap: the logic's new constant is in effect in the same
+/// process, the frame counter (a resource) keeps counting and the balls (entities) are still there.
+#[test]
+fn bevy_game_swaps_systems_and_keeps_entities_and_resources() {
+    let _serial = serial();
+    let fx = Fixture::copy_example("bevy-game");
+    let started = Instant::now();
+    let watch = Watch::start_with(&fx, &["--headless", "--report-ms", "100"]);
+    let (_, hello) = watch.wait_out(0, COLD_START, |l| l.starts_with("bevy-game: pid"));
+    let pid = number_after(&hello, "pid ");
+    // Wait until some balls are in play.
+    let (at, before) = watch.wait_out(0, CHANGE, |l| {
+        l.contains("gravity=-500") && l.contains("balls=") && number_after(l, "balls=") >= 3
+    });
+    eprintln!("first build and run: {:.0} s", started.elapsed().as_secs_f64());
+    let frame = number_after(&before, "frame=");
+    let balls = number_after(&before, "balls=");
+
+    let edited = Instant::now();
+    edit(
+        &fx,
+        "logic/src/lib.rs",
+        "const GRAVITY: f32 = -500.0;",
+        "const GRAVITY: f32 = -120.0;",
+    );
+    let (reload, _) = watch.wait_out(at, CHANGE, |l| l.starts_with("logic reloaded: version 1"));
+    let (_, after) = watch.wait_out(reload, CHANGE, |l| l.contains("gravity=-120"));
+    eprintln!("edit to new behaviour: {} ms", edited.elapsed().as_millis());
+    assert!(
+        number_after(&after, "frame=") > frame,
+        "the frame counter kept counting: {before} -> {after}"
+    );
+    assert!(
+        number_after(&after, "balls=") >= balls,
+        "the balls are still there: {before} -> {after}"
+    );
+    let hellos = watch
+        .out_since(0)
+        .iter()
+        .filter(|l| l.starts_with("bevy-game: pid"))
+        .count();
+    assert_eq!(hellos, 1, "one host process (pid {pid}) all along");
+    watch.wait_err(0, CHANGE, |l| l.contains("Swapped") && l.contains("reload 1"));
+    let log = watch.err_since(0).join("\n");
+    assert!(!log.contains("Restarted"), "no restart:\n{log}");
+    let host_lines = watch.out_since(0).join("\n");
+    assert!(!host_lines.contains("panicked"), "no panic:\n{host_lines}");
+    for complaint in ["the logic registered", "system failed"] {
+        assert!(!log.contains(complaint), "no `{complaint}`:\n{log}");
+    }
+}
