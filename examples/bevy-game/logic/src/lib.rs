@@ -10,9 +10,10 @@
 //! - register nothing that outlives the call: no new component or resource types (add them to
 //!   `shared::register`), observers, hooks, one-shot systems or `tracing` callsites (`info!`);
 //!   print with `println!`. The host warns if a new type shows up.
+
+#[cfg(feature = "dynamic")] use bevy_game_deps as _; // dylib-dev: force-links the deps dylib (`dylib-dev unwrap` removes this)
 use bevy::ecs::system::RunSystemOnce;
 use bevy::prelude::*;
-#[cfg(feature = "dynamic")] use bevy_game_deps as _; // dylib-dev: force-links the deps dylib (`dylib-dev unwrap` removes this)
 use bevy_game_shared::{Arena, Ball, Position, Report, Spawner, Stats, Velocity};
 
 /// Downward acceleration, units per second squared.

@@ -8,6 +8,7 @@
 //!
 //! Without a file it generates `--rows` (1,000,000) taxi trips from `--seed` (2024): the same rows
 //! on every run. At the prompt: `run`, `schema`, `head [N]`, `help`, `quit`.
+
 #[cfg(feature = "dynamic")] use polars_repl_deps as _; // dylib-dev: force-links the deps dylib (`dylib-dev unwrap` removes this)
 
 mod data;

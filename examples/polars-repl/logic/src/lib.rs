@@ -4,8 +4,9 @@
 //!
 //! What crosses the boundary is a borrowed `DataFrame` in and an owned `String` out: a polars
 //! value built here may hold vtables of this library, which is unloaded at the next swap.
-use polars::prelude::*;
+
 #[cfg(feature = "dynamic")] use polars_repl_deps as _; // dylib-dev: force-links the deps dylib (`dylib-dev unwrap` removes this)
+use polars::prelude::*;
 
 /// The report the host prints: tables as text.
 #[unsafe(no_mangle)]
