@@ -1,8 +1,10 @@
-//! End-to-end tests of the heavy examples under `dylib-dev watch`: a temp copy of
-//! `examples/polars-repl` and `examples/bevy-game`, the real binary, real cargo builds of polars
+//! End-to-end tests of the heavy examples and templates under `dylib-dev watch`: a temp copy of
+//! `examples/polars-repl` and `examples/bevy-game`, and projects rendered by `dylib-dev new
+//! --template polars|bevy` outside the repository; the real binary, real cargo builds of polars
 //! and bevy (once per target dir: `target/e2e`, or `DYLIB_DEV_E2E_TARGET`), a real host and real
 //! dlopen swaps. Cold, the first build is the long part (polars about 6 min, bevy about 2 min on
-//! 2 cores); the swaps take seconds.
+//! 2 cores); the templates pin the examples' versions in their `Cargo.lock`, so after the
+//! examples only their own crates and their deps dylib are built; the swaps take seconds.
 mod common;
 
 use common::Fixture;
@@ -102,7 +104,7 @@ fn bevy_game_swaps_systems_and_keeps_entities_and_resources() {
     let _serial = serial();
     let fx = Fixture::copy_example("bevy-game");
     let started = Instant::now();
-    let watch = Watch::start_with(&fx, &["--headless", "--report-ms", "100"]);
+    let watch = Watch::start_with(fx.path(), &["--headless", "--report-ms", "100"]);
     let (_, hello) = watch.wait_out(0, COLD_START, |l| l.starts_with("bevy-game: pid"));
     let pid = number_after(&hello, "pid ");
     // Wait until some balls are in play.
@@ -145,4 +147,69 @@ fn bevy_game_swaps_systems_and_keeps_entities_and_resources() {
     for complaint in ["the logic registered", "system failed"] {
         assert!(!log.contains(complaint), "no `{complaint}`:\n{log}");
     }
+}
+
+/// `dylib-dev new --template <template> <name>` in a temp dir outside the repository; the project.
+fn render(template: &str, name: &str) -> (Fixture, std::path::PathBuf) {
+    let fx = Fixture {
+        dir: tempfile::Builder::new()
+            .prefix("dylib-dev-template-")
+            .tempdir()
+            .unwrap(),
+    };
+    let repo = common::repo_root().canonicalize().unwrap();
+    assert!(!fx.path().canonicalize().unwrap().starts_with(&repo));
+    let out = fx
+        .dylib_dev()
+        .args(["new", "--template", template, name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+    let project = fx.join(name);
+    (fx, project)
+}
+
+/// A rendered heavy template builds in dynamic mode under `watch` (polars or bevy from the deps
+/// dylib `new` generated), prints `marker`, and an edit of it in the logic is swapped in.
+fn template_swaps(template: &str, name: &str, host_args: &[&str], marker: &str) {
+    let _serial = serial();
+    let (_fx, project) = render(template, name);
+    assert!(
+        project.join(format!("{name}-deps/Cargo.toml")).is_file(),
+        "`new` wrapped the heavy dependency"
+    );
+    let started = Instant::now();
+    let watch = Watch::start_with(&project, host_args);
+    let (at, _) = watch.wait_out(0, COLD_START, |l| l.contains(marker));
+    eprintln!("{template} template, first build and run: {:.0} s", started.elapsed().as_secs_f64());
+    let lib = project.join("logic/src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    assert_eq!(source.matches(marker).count(), 1, "{marker:?} names one place");
+    let edited = Instant::now();
+    std::fs::write(&lib, source.replace(marker, &format!("{marker}-v2"))).unwrap();
+    watch.wait_out(at, CHANGE, |l| l.contains(&format!("{marker}-v2")));
+    eprintln!("{template} template, edit to new output: {} ms", edited.elapsed().as_millis());
+    watch.wait_err(0, CHANGE, |l| l.contains("Swapped") && l.contains("reload 1"));
+    let log = watch.err_since(0).join("\n");
+    assert!(!log.contains("Restarted"), "no restart:\n{log}");
+}
+
+#[test]
+fn polars_template_renders_builds_and_swaps() {
+    template_swaps(
+        "polars",
+        "tpl-trips",
+        &["--rows", "100000"],
+        "revenue by pickup zone",
+    );
+}
+
+#[test]
+fn bevy_template_renders_builds_and_swaps() {
+    template_swaps(
+        "bevy",
+        "tpl-game",
+        &["--headless", "--report-ms", "100"],
+        "bouncing",
+    );
 }

@@ -45,9 +45,9 @@ impl Watch {
         Watch::spawn(dir, envs, &[])
     }
 
-    /// `dylib-dev watch -- <host_args>` in the fixture's root.
-    pub fn start_with(fx: &Fixture, host_args: &[&str]) -> Watch {
-        Watch::spawn(fx.path(), &[], host_args)
+    /// `dylib-dev watch -- <host_args>` in `dir`.
+    pub fn start_with(dir: &Path, host_args: &[&str]) -> Watch {
+        Watch::spawn(dir, &[], host_args)
     }
 
     fn spawn(dir: &Path, envs: &[(&str, &str)], host_args: &[&str]) -> Watch {

@@ -6,9 +6,9 @@
 //! bevy-game [--headless] [--report-ms N] [--frames N]
 //! ```
 //!
-//! Headless (always, unless built with the `window` feature; or `--headless`, or
-//! `BEVY_GAME_HEADLESS=1`): Bevy's `MinimalPlugins` at 60 frames per second, and the logic prints a
-//! status line with a few positions every `--report-ms` (250). `--frames N` exits after N frames.
+//! Headless (always, unless built with the `window` feature; or with `--headless`): Bevy's
+//! `MinimalPlugins` at 60 frames per second, and the logic prints a status line with a few
+//! positions every `--report-ms` (250). `--frames N` exits after N frames.
 //!
 //! How logic is called: one exclusive system of the host, `run_logic`, hands the `World` to the
 //! logic's `update` once per frame; the logic runs its systems on it and returns. Nothing the
@@ -41,7 +41,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        headless: std::env::var_os("BEVY_GAME_HEADLESS").is_some_and(|v| v != "0"),
+        headless: false,
         report_ms: 250,
         frames: None,
     };
