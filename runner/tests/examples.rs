@@ -51,7 +51,10 @@ fn polars_repl_reruns_the_edited_analysis_on_the_data_in_memory() {
         "the generated data set: {loaded}"
     );
     let (at, _) = watch.wait_out(0, CHANGE, |l| l.contains("logic version 0"));
-    eprintln!("first build and run: {:.0} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "first build and run: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     let first = watch.out_since(0).join("\n");
     assert!(
         first.contains("== revenue by pickup zone ==") && first.contains("Midtown"),
@@ -73,10 +76,7 @@ fn polars_repl_reruns_the_edited_analysis_on_the_data_in_memory() {
     );
     let (title, _) = watch.wait_out(at, CHANGE, |l| l.contains("== revenue by payment type =="));
     let (end, footer) = watch.wait_out(title, CHANGE, |l| l.contains("logic version 1"));
-    eprintln!(
-        "edit to new report: {} ms",
-        edited.elapsed().as_millis()
-    );
+    eprintln!("edit to new report: {} ms", edited.elapsed().as_millis());
     assert_eq!(
         number_after(&footer, "pid "),
         pid,
@@ -92,7 +92,9 @@ fn polars_repl_reruns_the_edited_analysis_on_the_data_in_memory() {
     let all = watch.out_since(0);
     let loads = all.iter().filter(|l| l.starts_with("data loaded:")).count();
     assert_eq!(loads, 1, "the data was loaded once:\n{}", all.join("\n"));
-    watch.wait_err(0, CHANGE, |l| l.contains("Swapped") && l.contains("reload 1"));
+    watch.wait_err(0, CHANGE, |l| {
+        l.contains("Swapped") && l.contains("reload 1")
+    });
     let log = watch.err_since(0).join("\n");
     assert!(!log.contains("Restarted"), "no restart:\n{log}");
 }
@@ -111,7 +113,10 @@ fn bevy_game_swaps_systems_and_keeps_entities_and_resources() {
     let (at, before) = watch.wait_out(0, CHANGE, |l| {
         l.contains("gravity=-500") && l.contains("balls=") && number_after(l, "balls=") >= 3
     });
-    eprintln!("first build and run: {:.0} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "first build and run: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     let frame = number_after(&before, "frame=");
     let balls = number_after(&before, "balls=");
 
@@ -139,7 +144,9 @@ fn bevy_game_swaps_systems_and_keeps_entities_and_resources() {
         .filter(|l| l.starts_with("bevy-game: pid"))
         .count();
     assert_eq!(hellos, 1, "one host process (pid {pid}) all along");
-    watch.wait_err(0, CHANGE, |l| l.contains("Swapped") && l.contains("reload 1"));
+    watch.wait_err(0, CHANGE, |l| {
+        l.contains("Swapped") && l.contains("reload 1")
+    });
     let log = watch.err_since(0).join("\n");
     assert!(!log.contains("Restarted"), "no restart:\n{log}");
     let host_lines = watch.out_since(0).join("\n");
@@ -181,15 +188,27 @@ fn template_swaps(template: &str, name: &str, host_args: &[&str], marker: &str) 
     let started = Instant::now();
     let watch = Watch::start_with(&project, host_args);
     let (at, _) = watch.wait_out(0, COLD_START, |l| l.contains(marker));
-    eprintln!("{template} template, first build and run: {:.0} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "{template} template, first build and run: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     let lib = project.join("logic/src/lib.rs");
     let source = std::fs::read_to_string(&lib).unwrap();
-    assert_eq!(source.matches(marker).count(), 1, "{marker:?} names one place");
+    assert_eq!(
+        source.matches(marker).count(),
+        1,
+        "{marker:?} names one place"
+    );
     let edited = Instant::now();
     std::fs::write(&lib, source.replace(marker, &format!("{marker}-v2"))).unwrap();
     watch.wait_out(at, CHANGE, |l| l.contains(&format!("{marker}-v2")));
-    eprintln!("{template} template, edit to new output: {} ms", edited.elapsed().as_millis());
-    watch.wait_err(0, CHANGE, |l| l.contains("Swapped") && l.contains("reload 1"));
+    eprintln!(
+        "{template} template, edit to new output: {} ms",
+        edited.elapsed().as_millis()
+    );
+    watch.wait_err(0, CHANGE, |l| {
+        l.contains("Swapped") && l.contains("reload 1")
+    });
     let log = watch.err_since(0).join("\n");
     assert!(!log.contains("Restarted"), "no restart:\n{log}");
 }
@@ -212,4 +231,56 @@ fn bevy_template_renders_builds_and_swaps() {
         &["--headless", "--report-ms", "100"],
         "bouncing",
     );
+}
+
+/// The templates are the examples with names as placeholders: every Rust source of a template,
+/// rendered with the example's names, is the example's source without the line `wrap` added
+/// (which `new` adds to a rendered project). Catches an edit of one that forgot the other.
+#[test]
+fn templates_have_the_examples_sources() {
+    fn normalize(text: &str) -> String {
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("// dylib-dev: force-links the deps dylib"))
+            .collect();
+        let mut out = kept.join("\n");
+        while out.contains("\n\n\n") {
+            out = out.replace("\n\n\n", "\n\n");
+        }
+        out
+    }
+    fn sources(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(root, &path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    for (template, example) in [("polars", "polars-repl"), ("bevy", "bevy-game")] {
+        let root = common::repo_root().join("templates").join(template);
+        let mut files = Vec::new();
+        sources(&root, &root, &mut files);
+        assert!(!files.is_empty(), "no sources in templates/{template}");
+        for rel in files {
+            let rendered = std::fs::read_to_string(root.join(&rel))
+                .unwrap()
+                .replace("{{name}}", example)
+                .replace("{{crate_name}}", &example.replace('-', "_"));
+            let ex = common::repo_root()
+                .join("examples")
+                .join(example)
+                .join(&rel);
+            let original =
+                std::fs::read_to_string(&ex).unwrap_or_else(|e| panic!("{}: {e}", ex.display()));
+            assert!(
+                normalize(&rendered) == normalize(&original),
+                "templates/{template}/{} differs from examples/{example}/{}",
+                rel.display(),
+                rel.display()
+            );
+        }
+    }
 }
