@@ -73,6 +73,19 @@ pub enum Error {
         /// What the hook said.
         reason: String,
     },
+    /// The new version was compiled with another layout of a shared type than the host or the
+    /// running version: new code must not run on old values.
+    #[error(
+        "layout of `{ty}` differs from {against} ({changes}); new code must not run on old values"
+    )]
+    Layout {
+        /// The type that changed.
+        ty: String,
+        /// What it is compared with: "the host's build" or "the running version".
+        against: &'static str,
+        /// What changed, `; `-separated.
+        changes: String,
+    },
     /// The runner's control socket could not be reached.
     #[error("cannot connect to the runner at {path}: {source}")]
     Connect {

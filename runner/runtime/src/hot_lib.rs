@@ -6,11 +6,12 @@
 //! then closes the old library and deletes its copy. Any failure in prepare leaves the old version
 //! running untouched.
 
+use crate::boundary::{Monitor, install_panic_hook, start_watchdog, take_raised};
 use crate::channel::Channel;
 use crate::private_dir::{PrivateDir, default_base};
 use crate::protocol::{self, Failed, Hello, SwapTiming, Swapped, ToRunner};
 use crate::symbols::{SymbolSource, Symbols};
-use crate::{Error, hash};
+use crate::{Error, LAYOUT_SYMBOL, Layout, Panic, hash};
 use libloading::Library;
 use std::fs;
 use std::ops::Deref;
@@ -56,6 +57,7 @@ pub struct Builder<S> {
     copies_base: Option<PathBuf>,
     policy: SwapPolicy,
     validate: Option<Validator<S>>,
+    hang: Option<Duration>,
 }
 
 impl<S: Symbols> Builder<S> {
@@ -70,6 +72,7 @@ impl<S: Symbols> Builder<S> {
             copies_base: None,
             policy: SwapPolicy::default(),
             validate: None,
+            hang: None,
         }
     }
 
@@ -82,7 +85,17 @@ impl<S: Symbols> Builder<S> {
         b.hash = var(&protocol::hash_env_var(name)).map(|v| v.to_string_lossy().into_owned());
         b.socket = var(protocol::ENV_SOCKET).map(PathBuf::from);
         b.copies_base = var(protocol::ENV_DIR).map(PathBuf::from);
+        b.hang = var(protocol::ENV_HANG_MS)
+            .and_then(|v| v.to_str()?.parse().ok())
+            .map(Duration::from_millis);
         b
+    }
+
+    /// Reports a call into the library that runs longer than `threshold` to the runner as stuck
+    /// (default: `DYLIB_DEV_HANG_MS`, else 10 s). Only with a runner connected.
+    pub fn hang_after(mut self, threshold: Duration) -> Self {
+        self.hang = Some(threshold);
+        self
     }
 
     /// Loads this artifact instead of searching for one.
@@ -140,32 +153,43 @@ impl<S: Symbols> Builder<S> {
             Some(path) => Some(Channel::connect(path)?),
             None => None,
         };
+        let hang = self
+            .hang
+            .unwrap_or(Duration::from_millis(protocol::DEFAULT_HANG_MS));
+        let monitor = Arc::new(Monitor::new(self.name, channel, hang));
+        install_panic_hook();
         let mut shared = Shared {
-            name: self.name,
+            monitor,
             policy: self.policy,
             validate: self.validate,
             next_copy: AtomicU64::new(0),
             version: AtomicU64::new(0),
             current: None,
+            running_layout: Mutex::new(None),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
-            channel,
             copies,
         };
         let first = shared.prepare(&artifact, self.hash.as_deref(), 0)?;
         let hello = ToRunner::Hello(Hello {
             protocol: protocol::PROTOCOL_VERSION,
             pid: std::process::id(),
-            lib: shared.name.clone(),
+            lib: shared.name().to_string(),
             version: 0,
             hash: first.loaded.hash.clone(),
         });
+        *shared
+            .running_layout
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner) = first.loaded.layout.clone();
         shared.current = Some(RwLock::new(first.loaded));
         let shared = Arc::new(shared);
-        let reader = match &shared.channel {
+        let reader = match &shared.monitor.channel {
             Some(channel) => {
                 shared.send(&hello);
-                Some(channel.spawn_reader(Arc::downgrade(&shared))?)
+                let reader = channel.spawn_reader(Arc::downgrade(&shared))?;
+                start_watchdog(&shared.monitor);
+                Some(reader)
             }
             None => None,
         };
@@ -203,6 +227,21 @@ impl<S: Symbols> HotLib<S> {
         f(&self.lock())
     }
 
+    /// Like [`HotLib::call`], but a panic in the library comes back as `Err` instead of unwinding
+    /// into the host (it was reported to the runner already). The version keeps running: the host
+    /// decides what a failed call means (skip the frame, show the error, wait for a fix with
+    /// [`HotLib::wait_for_reload`]). A panic of the host's own code inside `f` unwinds as usual.
+    pub fn try_call<R>(&self, f: impl FnOnce(&S) -> R) -> Result<R, Panic> {
+        let guard = self.lock();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&guard))) {
+            Ok(value) => Ok(value),
+            Err(payload) => match take_raised(&*payload) {
+                Some(panic) => Err(panic),
+                None => std::panic::resume_unwind(payload),
+            },
+        }
+    }
+
     /// Pins the current version until the guard drops: several calls on one version, e.g. for
     /// a whole frame. A pending swap waits for it, so do not keep it across a blocking wait, and
     /// do not take a second guard (or call [`HotLib::call`]) on the same thread while holding
@@ -219,7 +258,7 @@ impl<S: Symbols> HotLib<S> {
 
     /// The library's name.
     pub fn name(&self) -> &str {
-        &self.shared.name
+        self.shared.name()
     }
 
     /// The running version: 0 for the first, then the runner's number of each swap.
@@ -230,7 +269,7 @@ impl<S: Symbols> HotLib<S> {
 
     /// Whether a runner is connected, i.e. reloads can happen at all.
     pub fn is_reloadable(&self) -> bool {
-        self.shared.channel.is_some()
+        self.shared.monitor.channel.is_some()
     }
 
     /// The private directory holding this library's copies.
@@ -279,7 +318,8 @@ impl<S: Symbols> HotLib<S> {
 
 impl<S: Symbols> Drop for HotLib<S> {
     fn drop(&mut self) {
-        if let Some(channel) = &self.shared.channel {
+        self.shared.monitor.close();
+        if let Some(channel) = &self.shared.monitor.channel {
             channel.shutdown();
         }
         if let Some(reader) = self.reader.take() {
@@ -359,6 +399,8 @@ struct Loaded<S> {
     symbols: S,
     version: u64,
     hash: String,
+    /// The layout the library exports (`layout!`), if it does.
+    layout: Option<Layout>,
     lib: Option<Library>,
     /// Held for its `Drop`, which deletes the file.
     _copy: CopyFile,
@@ -413,7 +455,8 @@ impl<S> Default for State<S> {
 
 /// Everything a [`HotLib`] and its control thread share.
 pub(crate) struct Shared<S> {
-    name: String,
+    /// The library's name, its connection to the runner, what was reported on it.
+    monitor: Arc<Monitor>,
     policy: SwapPolicy,
     validate: Option<Validator<S>>,
     next_copy: AtomicU64,
@@ -421,9 +464,10 @@ pub(crate) struct Shared<S> {
     version: AtomicU64,
     /// `None` only while opening.
     current: Option<RwLock<Loaded<S>>>,
+    /// The running version's exported layout, readable without the version lock.
+    running_layout: Mutex<Option<Layout>>,
     state: Mutex<State<S>>,
     changed: Condvar,
-    channel: Option<Channel>,
     // Last: the directory goes after every library in it is closed.
     copies: PrivateDir,
 }
@@ -441,7 +485,7 @@ impl<S: Symbols> Shared<S> {
 
     /// The library's name.
     pub(crate) fn name(&self) -> &str {
-        &self.name
+        &self.monitor.lib
     }
 
     /// Copies, verifies, loads, resolves and validates `artifact` as `version`.
@@ -455,7 +499,7 @@ impl<S: Symbols> Shared<S> {
         let file_name = artifact
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| format!("{}.so", self.name));
+            .unwrap_or_else(|| format!("{}.so", self.name()));
         // A counter, not the runner's version: names must stay unique whatever the runner sends.
         let n = self.next_copy.fetch_add(1, Ordering::Relaxed);
         let copy = CopyFile(self.copies.path().join(format!("{n}-{file_name}")));
@@ -486,7 +530,10 @@ impl<S: Symbols> Shared<S> {
         let symbols = S::resolve(&SymbolSource {
             lib: &lib,
             path: artifact,
+            monitor: &self.monitor,
+            version,
         })?;
+        let layout = self.check_layout(&lib, artifact)?;
         if let Some(check) = &self.validate {
             check(&symbols).map_err(|reason| Error::Rejected {
                 path: artifact.to_path_buf(),
@@ -498,6 +545,7 @@ impl<S: Symbols> Shared<S> {
                 symbols,
                 version,
                 hash: actual,
+                layout,
                 lib: Some(lib),
                 _copy: copy,
             },
@@ -516,14 +564,19 @@ impl<S: Symbols> Shared<S> {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
             self.version.store(version, Ordering::Release);
+            *self
+                .running_layout
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = prepared.loaded.layout.clone();
             std::mem::replace(&mut *current, prepared.loaded)
         };
+        self.monitor.swapped_to(version);
         let wait = start.elapsed();
         // Outside the lock: callers run the new version while the old one closes.
         let start = Instant::now();
         drop(old);
         Swapped {
-            lib: self.name.clone(),
+            lib: self.name().to_string(),
             version,
             timing: SwapTiming {
                 copy: prepared.copy,
@@ -540,7 +593,7 @@ impl<S: Symbols> Shared<S> {
             Ok(prepared) => prepared,
             Err(e) => {
                 return self.finish(ReloadEvent::Failed(Failed {
-                    lib: self.name.clone(),
+                    lib: self.name().to_string(),
                     version: req.version,
                     reason: e.to_string(),
                 }));
@@ -562,7 +615,7 @@ impl<S: Symbols> Shared<S> {
                     let version = old.loaded.version;
                     drop(old);
                     self.finish(ReloadEvent::Failed(Failed {
-                        lib: self.name.clone(),
+                        lib: self.name().to_string(),
                         version,
                         reason: format!(
                             "superseded by version {} before the host's update()",
@@ -590,10 +643,61 @@ impl<S: Symbols> Shared<S> {
     }
 
     fn send(&self, msg: &ToRunner) {
-        if let Some(channel) = &self.channel {
-            channel.send(msg);
-        }
+        self.monitor.send(msg);
     }
+
+    /// Sends `msg` to the runner, if one is connected.
+    pub(crate) fn send_to_runner(&self, msg: &ToRunner) {
+        self.send(msg);
+    }
+
+    /// The layout guard: the new library's exported layout against the host's view (if the host
+    /// declares one) and against the running version's (if it exported one).
+    fn check_layout(&self, lib: &Library, artifact: &Path) -> Result<Option<Layout>, Error> {
+        let exported = exported_layout(lib).map_err(|reason| Error::Rejected {
+            path: artifact.to_path_buf(),
+            reason,
+        })?;
+        let running = self
+            .running_layout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let empty = Layout::default();
+        for (old, against) in [
+            (S::layout(), "the host's build"),
+            (running, "the running version"),
+        ] {
+            let Some(old) = old else { continue };
+            let new = exported.as_ref().unwrap_or(&empty);
+            if let Some(m) = old.mismatch(new) {
+                let changes = if exported.is_none() {
+                    "the new build exports no layout: add `dylib_dev_runtime::layout!(...)` to the library".to_string()
+                } else {
+                    m.changes.join("; ")
+                };
+                return Err(Error::Layout {
+                    ty: m.ty,
+                    against,
+                    changes,
+                });
+            }
+        }
+        Ok(exported)
+    }
+}
+
+/// The layout a library exports with [`layout!`](crate::layout), if it does.
+fn exported_layout(lib: &Library) -> Result<Option<Layout>, String> {
+    // SAFETY: `layout!` defines the symbol with exactly this signature.
+    let Ok(get) = (unsafe { lib.get::<extern "Rust" fn() -> String>(LAYOUT_SYMBOL) }) else {
+        return Ok(None);
+    };
+    let get = *get;
+    let text = std::panic::catch_unwind(get).map_err(|_| format!("`{LAYOUT_SYMBOL}` panicked"))?;
+    Layout::decode(&text)
+        .map(Some)
+        .ok_or_else(|| format!("`{LAYOUT_SYMBOL}` returned no layout: {text:?}"))
 }
 
 /// Opens with `RTLD_NOW`: an unresolvable reference fails the reload now, while the old version

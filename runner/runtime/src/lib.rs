@@ -63,17 +63,24 @@
 //! without reloading. On glibc a library that registered thread-local destructors stays mapped
 //! after `dlclose`; its copy is deleted anyway.
 
+mod boundary;
 mod channel;
 mod error;
 mod hash;
 mod hot_lib;
+mod layout;
 pub mod private_dir;
 pub mod protocol;
+pub mod state;
 mod symbols;
 
+pub use boundary::{CallContext, CallSite, Panic, call_boundary, resume_panic};
 pub use error::Error;
 pub use hash::{HASH_PREFIX, hash_file};
 pub use hot_lib::{
     Builder, Guard, HotLib, LazyHotLib, ReloadEvent, SwapPolicy, artifact_file_name,
 };
-pub use symbols::{SymbolSource, Symbols, call_boundary};
+#[doc(hidden)]
+pub use layout::field_type_name as __field_type_name;
+pub use layout::{FieldLayout, LAYOUT_SYMBOL, Layout, LayoutMismatch, TypeLayout};
+pub use symbols::{SymbolSource, Symbols};

@@ -179,6 +179,12 @@ impl HostConn {
         self.writer.write_all(msg.encode().as_bytes()).unwrap();
     }
 
+    /// Asks the host to save its state.
+    pub fn send_save(&mut self, timeout: Duration) {
+        let msg = ToHost::Save(protocol::Save { timeout });
+        self.writer.write_all(msg.encode().as_bytes()).unwrap();
+    }
+
     /// Reads the host's next message.
     pub fn recv(&mut self) -> ToRunner {
         let mut line = String::new();
