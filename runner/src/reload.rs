@@ -16,8 +16,8 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -325,15 +325,15 @@ impl ReloadServer {
             hash: Some(hash),
         });
         let sent = Instant::now();
-        let result = self
-            .hosts
-            .get_mut(lib)
-            .expect("waited for above")
-            .exchange(&request, deadline, |msg| match msg {
+        let result = self.hosts.get_mut(lib).expect("waited for above").exchange(
+            &request,
+            deadline,
+            |msg| match msg {
                 ToRunner::Swapped(s) => s.lib == lib && s.version == version,
                 ToRunner::Failed(f) => f.lib == lib && f.version == version,
                 _ => false,
-            });
+            },
+        );
         let outcome = match result {
             Ok(ToRunner::Swapped(s)) => Outcome::Swapped(s.timing),
             Ok(ToRunner::Failed(f)) => Outcome::Failed(f.reason),

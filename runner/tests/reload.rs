@@ -179,7 +179,10 @@ fn stuck_calls_reach_the_event_sink_with_the_hosts_pid() {
         HostEvent::Resumed { pid, .. } if pid == me
     ));
     // A host without hand-off state says so at once.
-    let outcome = server.save_state(Duration::from_millis(200)).unwrap().unwrap();
+    let outcome = server
+        .save_state(Duration::from_millis(200))
+        .unwrap()
+        .unwrap();
     assert!(
         matches!(&outcome, dylib_dev::reload::SaveOutcome::Unsaved(why) if why.contains("no hand-off state")),
         "{outcome:?}"
@@ -242,5 +245,8 @@ fn state_saved_by_one_host_is_restored_by_the_next() {
     );
     assert!(server.state_file().is_file());
     let (second, _) = run_host(&mut server, 2);
-    assert_eq!(second, 7, "the second host continued from the first one's state");
+    assert_eq!(
+        second, 7,
+        "the second host continued from the first one's state"
+    );
 }

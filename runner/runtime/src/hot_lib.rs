@@ -664,9 +664,10 @@ impl<S: Symbols> Shared<S> {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let empty = Layout::default();
+        // The running version first: it lists fields the host may list without.
         for (old, against) in [
-            (S::layout(), "the host's build"),
             (running, "the running version"),
+            (S::layout(), "the host's build"),
         ] {
             let Some(old) = old else { continue };
             let new = exported.as_ref().unwrap_or(&empty);

@@ -92,7 +92,8 @@ impl Layout {
 
     /// Why values laid out as `self` (the old side) cannot be used by code compiled as `new`:
     /// `None` if every type of `self` has the same layout in `new`. Types only `new` lists are
-    /// fine: no old value of them exists.
+    /// fine: no old value of them exists. Fields are compared when both sides list them; a type
+    /// listed without fields on either side is compared by size and alignment.
     pub fn mismatch(&self, new: &Layout) -> Option<LayoutMismatch> {
         for old in &self.types {
             let Some(now) = new.types.iter().find(|t| t.name == old.name) else {
@@ -122,10 +123,8 @@ impl TypeLayout {
         if self.align != new.align {
             changes.push(format!("align {} -> {}", self.align, new.align));
         }
+        // A side that lists the type without fields vouches for size and alignment only.
         let (Some(old_fields), Some(new_fields)) = (&self.fields, &new.fields) else {
-            if self.fields.is_some() != new.fields.is_some() && changes.is_empty() {
-                changes.push("listed with fields on one side only".into());
-            }
             return changes;
         };
         for f in new_fields {
@@ -298,6 +297,14 @@ mod tests {
         assert!(m.to_string().contains("changed (size"), "{m}");
 
         // Types the new side lists in addition are fine; one it dropped is not.
+        // Without fields on one side: size and alignment only.
+        let mut opaque = old.clone();
+        opaque.types[0].fields = None;
+        assert_eq!(opaque.mismatch(&old), None);
+        assert_eq!(old.mismatch(&opaque), None);
+        let m = opaque.mismatch(&new).unwrap();
+        assert_eq!(m.changes, ["size 32 -> 40"]);
+
         let fewer = Layout {
             types: old.types[..2].to_vec(),
         };

@@ -11,7 +11,7 @@ use super::route::{Route, merge, route_batch};
 use crate::cargo::{BuildDiagnostic, BuildHandle, BuildOutcome};
 use crate::fastpath::{self, FastOutcome, Invocation};
 use crate::host::{self, HostProcess};
-use crate::reload::{Outcome, ReloadServer};
+use crate::reload::{HostEvent, Outcome, ReloadServer, SaveOutcome};
 use crate::toolchain::Toolchain;
 use crate::ui;
 use anyhow::Context;
@@ -33,8 +33,6 @@ pub struct Session {
     pub args: Vec<OsString>,
     /// Status lines off.
     pub quiet: bool,
-    /// How long a host may take to answer a reload.
-    pub reload_timeout: Duration,
     /// cargo's `package` for `program_command`.
     pub host_package: cargo_metadata::Package,
 }
@@ -100,15 +98,32 @@ struct BuildSummary {
 struct Running {
     process: HostProcess,
     started: Instant,
+    /// A call into logic the host reported stuck and that has not returned: `logic::step`.
+    stuck: Option<String>,
+}
+
+/// How a swap ended.
+enum SwapVerdict {
+    /// Every library swapped (or reloads on its own).
+    Swapped,
+    /// The host must restart with the new build, for this reason.
+    Restart(String),
+    /// Ctrl-C or SIGTERM arrived while waiting for the host.
+    Interrupted,
 }
 
 impl Session {
     /// Runs until Ctrl-C / SIGTERM.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         let toolchain = Toolchain::detect()?;
-        let server = Arc::new(Mutex::new(
-            ReloadServer::start().context("failed to create the reload channel")?,
-        ));
+        let mut reload_server =
+            ReloadServer::start().context("failed to create the reload channel")?;
+        reload_server.set_hang_threshold(self.model.hang_timeout);
+        let (event_tx, mut events) = mpsc::unbounded_channel::<HostEvent>();
+        reload_server.on_event(move |e| {
+            let _ = event_tx.send(e);
+        });
+        let server = Arc::new(Mutex::new(reload_server));
         let (tx, mut files) = mpsc::unbounded_channel::<Vec<PathBuf>>();
         let filter = PathFilter::new(
             &self.model.workspace_root,
@@ -170,6 +185,11 @@ impl Session {
                     }
                     self.status("Stopped", "watcher, host and builds");
                     return Ok(ExitCode::from(130));
+                }
+                Some(event) = events.recv() => {
+                    if let Some(running) = host.as_mut() {
+                        self.host_event(running, event);
+                    }
                 }
                 Some(batch) = files.recv() => {
                     let route = route_batch(&self.model, batch.iter().map(PathBuf::as_path));
@@ -255,10 +275,19 @@ impl Session {
                             match (&flight.pending.route, host.as_ref()) {
                                 (Route::Swap(_), Some(running)) => {
                                     version += 1;
-                                    let restart = self.swap(&server, running, &made, version, built, &warn, flight.pending.since).await;
-                                    if restart {
-                                        let old = host.take().expect("running");
-                                        host = Some(self.restart(old, &server, &toolchain, made, "swap refused").await?);
+                                    match self.swap(&server, running, &made, version, built, &warn, flight.pending.since, &mut signals).await {
+                                        SwapVerdict::Swapped => {}
+                                        SwapVerdict::Restart(why) => {
+                                            let old = host.take().expect("running");
+                                            host = Some(self.restart(old, &server, &toolchain, made, &why).await?);
+                                        }
+                                        SwapVerdict::Interrupted => {
+                                            if let Some(h) = host.take() {
+                                                let _ = h.process.stop(self.model.stop_timeout).await;
+                                            }
+                                            self.status("Stopped", "watcher, host and builds");
+                                            return Ok(ExitCode::from(130));
+                                        }
                                     }
                                 }
                                 (_, Some(_)) => {
@@ -359,7 +388,51 @@ impl Session {
         (covered.len() == pending.paths.len() && !plan.is_empty()).then_some(plan)
     }
 
-    /// Sends every logic library to the host; returns whether the host must restart instead.
+    /// Shows what a host reported unasked.
+    fn host_event(&self, running: &mut Running, event: HostEvent) {
+        match event {
+            HostEvent::Panicked { pid, panic } if pid == running.process.pid() => {
+                let at = panic
+                    .location
+                    .as_deref()
+                    .map(|l| format!(" at {l}"))
+                    .unwrap_or_default();
+                self.status(
+                    "Panicked",
+                    format!(
+                        "{}::{} (reload {}, thread {}){at}: {}",
+                        panic.lib, panic.function, panic.version, panic.thread, panic.message
+                    ),
+                );
+            }
+            HostEvent::Stuck { pid, stuck } if pid == running.process.pid() => {
+                let call = format!("{}::{}", stuck.lib, stuck.function);
+                ui::warn(format!(
+                    "`{call}` has not returned for {} (thread {}, reload {}; an endless loop?); the next build restarts the host",
+                    ms(stuck.elapsed),
+                    stuck.thread,
+                    stuck.version
+                ));
+                running.stuck = Some(call);
+            }
+            HostEvent::Resumed { pid, resumed } if pid == running.process.pid() => {
+                self.status(
+                    "Resumed",
+                    format!(
+                        "`{}::{}` returned after {}",
+                        resumed.lib,
+                        resumed.function,
+                        ms(resumed.elapsed)
+                    ),
+                );
+                running.stuck = None;
+            }
+            // From a host that was restarted since.
+            _ => {}
+        }
+    }
+
+    /// Sends every logic library to the host; says whether the host must restart instead.
     #[allow(clippy::too_many_arguments)]
     async fn swap(
         &self,
@@ -370,7 +443,12 @@ impl Session {
         built: Duration,
         warn: &str,
         since: Instant,
-    ) -> bool {
+        signals: &mut Signals,
+    ) -> SwapVerdict {
+        if let Some(call) = &running.stuck {
+            // It cannot swap until the call returns, and it has not for the whole hang timeout.
+            return SwapVerdict::Restart(format!("`{call}` was stuck; rebuilt in {}", ms(built)));
+        }
         for (lib, path) in &made.libs {
             // A dylib-dev-runtime host says hello when it loads the library (`hot_module!`: at its
             // first call, typically right after the start). A host silent at the end of the grace
@@ -401,15 +479,19 @@ impl Session {
                 Arc::clone(server),
                 lib.clone(),
                 path.clone(),
-                self.reload_timeout,
+                self.model.hang_timeout,
             );
-            let report = tokio::task::spawn_blocking(move || {
+            let task = tokio::task::spawn_blocking(move || {
                 server
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .reload(&lib_name, version, &path, timeout)
-            })
-            .await;
+            });
+            // The wait is bounded by the hang timeout; Ctrl-C must not wait for it.
+            let report = tokio::select! {
+                report = task => report,
+                _ = signals.recv() => return SwapVerdict::Interrupted,
+            };
             match report {
                 Ok(Ok(report)) => match report.outcome {
                     Outcome::Swapped(timing) => self.status(
@@ -423,20 +505,47 @@ impl Session {
                     ),
                     Outcome::Failed(reason) => {
                         ui::warn(format!("the host refused reload {version} of {lib}: {reason}; restarting it"));
-                        return true;
+                        return SwapVerdict::Restart(format!("swap refused; rebuilt in {}", ms(built)));
                     }
                 },
                 Ok(Err(e)) => {
                     ui::warn(format!("reload {version} of {lib} failed: {e}; restarting the host"));
-                    return true;
+                    return SwapVerdict::Restart(format!("swap failed; rebuilt in {}", ms(built)));
                 }
                 Err(e) => {
                     ui::warn(format!("reload task failed: {e}"));
-                    return true;
+                    return SwapVerdict::Restart("swap failed".into());
                 }
             }
         }
-        false
+        SwapVerdict::Swapped
+    }
+
+    /// Asks the host to save its hand-off state before it is stopped; what to add to the status.
+    async fn save_state(&self, server: &Arc<Mutex<ReloadServer>>, running: &Running) -> String {
+        if let Some(call) = &running.stuck {
+            return format!("; state not saved (`{call}` is stuck)");
+        }
+        let (server, timeout) = (Arc::clone(server), self.model.stop_timeout);
+        let saved = tokio::task::spawn_blocking(move || {
+            server
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .save_state(timeout)
+        })
+        .await;
+        match saved {
+            Ok(Some(Ok(SaveOutcome::Saved(bytes)))) => {
+                format!("; state handed off ({bytes} bytes)")
+            }
+            // A host without hand-off state: nothing to say.
+            Ok(Some(Ok(SaveOutcome::Unsaved(why)))) if why.contains("no hand-off state") => {
+                String::new()
+            }
+            Ok(Some(Ok(SaveOutcome::Unsaved(why)))) => format!("; state not saved ({why})"),
+            Ok(Some(Err(e))) => format!("; state not saved ({e})"),
+            Ok(None) | Err(_) => String::new(),
+        }
     }
 
     async fn restart(
@@ -448,6 +557,7 @@ impl Session {
         why: &str,
     ) -> anyhow::Result<Running> {
         let old_pid = old.process.pid();
+        let state = self.save_state(server, &old).await;
         let status = old
             .process
             .stop(self.model.stop_timeout)
@@ -461,7 +571,7 @@ impl Session {
         self.status(
             "Restarted",
             format!(
-                "host: pid {old_pid} ({}) -> pid {}; {why}",
+                "host: pid {old_pid} ({}) -> pid {}; {why}{state}",
                 host::describe(&status),
                 running.process.pid()
             ),
@@ -493,6 +603,7 @@ impl Session {
         Ok(Running {
             process,
             started: Instant::now(),
+            stuck: None,
         })
     }
 
