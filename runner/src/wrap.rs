@@ -266,11 +266,13 @@ impl Plan {
         };
         let undo = self.roll_back(&done, fresh, previous_record.as_deref(), &record_path);
         Err(match undo {
-            Ok(()) => err.context("nothing was changed: dylib-dev rolled back what it had written"),
-            Err(why) => err.context(format!(
-                "could not roll back ({why}); once the disk is writable, `dylib-dev unwrap` restores your files from `{}`",
+            Ok(()) => anyhow::anyhow!(
+                "{err:#}\n  note: nothing was changed: dylib-dev rolled back what it had written"
+            ),
+            Err(why) => anyhow::anyhow!(
+                "{err:#}\n  note: could not roll back ({why}); once the disk is writable, `dylib-dev unwrap` restores your files from `{}`",
                 record_path.display()
-            )),
+            ),
         })
     }
 
@@ -1165,6 +1167,63 @@ pub fn relative_path(target: &Path, base: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plan that generates one file and modifies `a.txt` then `b`, where `b` is a directory: the
+    /// second user file cannot be written.
+    fn failing_plan(root: &Path) -> Plan {
+        std::fs::write(root.join("a.txt"), "A").unwrap();
+        std::fs::create_dir(root.join("b")).unwrap();
+        std::fs::write(root.join("b/inside"), "x").unwrap();
+        let deps_dir = root.join("app-deps");
+        let write = |path: PathBuf, before: Option<&str>, after: &str| FileWrite {
+            path,
+            before: before.map(str::to_string),
+            after: after.to_string(),
+        };
+        Plan {
+            layout: Layout {
+                package: "app".into(),
+                deps_crate: "app-deps".into(),
+                deps_lib: "app_deps".into(),
+                deps_dir: deps_dir.clone(),
+                workspace_root: root.to_path_buf(),
+                package_dir: root.to_path_buf(),
+            },
+            wrapped: Vec::new(),
+            dropped: Vec::new(),
+            record: Record::new("app", "app-deps", true),
+            generated: vec![write(deps_dir.join("Cargo.toml"), None, "[package]")],
+            touched: vec![
+                write(root.join("a.txt"), Some("A"), "A2"),
+                write(root.join("b"), Some("B"), "B2"),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_failed_write_rolls_back_every_earlier_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = failing_plan(dir.path());
+        let err = plan.apply().unwrap_err().to_string();
+        assert!(
+            err.contains("failed to write `") && err.contains("nothing was changed"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
+            "A"
+        );
+        assert!(
+            !dir.path().join("app-deps").exists(),
+            "the generated crate is gone"
+        );
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a.txt", "b"], "no staging or temp files left");
+    }
 
     #[test]
     fn relative_paths() {
