@@ -176,6 +176,10 @@ pub struct BenchArgs {
     /// Run `watch --no-fast-path`: every rebuild through cargo.
     #[arg(long)]
     pub no_fast_path: bool,
+    /// Instead: swap two builds of the logic library into one host N times and report its memory
+    /// and mapped library copies (a soak, not a latency measurement).
+    #[arg(long, value_name = "N")]
+    pub soak: Option<u64>,
     /// Arguments for the host.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<std::ffi::OsString>,

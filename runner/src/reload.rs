@@ -144,6 +144,10 @@ pub struct ReloadReport {
     pub hash_time: Duration,
     /// From sending the request to reading the answer.
     pub round_trip: Duration,
+    /// Old versions the host keeps mapped (libraries with thread-locals; see the runtime docs).
+    pub lingering: u64,
+    /// Their size on disk together.
+    pub lingering_bytes: u64,
 }
 
 /// The host's answer to a `save` request.
@@ -334,8 +338,12 @@ impl ReloadServer {
                 _ => false,
             },
         );
+        let (mut lingering, mut lingering_bytes) = (0, 0);
         let outcome = match result {
-            Ok(ToRunner::Swapped(s)) => Outcome::Swapped(s.timing),
+            Ok(ToRunner::Swapped(s)) => {
+                (lingering, lingering_bytes) = (s.lingering, s.lingering_bytes);
+                Outcome::Swapped(s.timing)
+            }
             Ok(ToRunner::Failed(f)) => Outcome::Failed(f.reason),
             Ok(_) => unreachable!("only answers to this request are accepted"),
             Err(Exchange::Closed) => {
@@ -358,6 +366,8 @@ impl ReloadServer {
             outcome,
             hash_time,
             round_trip: sent.elapsed(),
+            lingering,
+            lingering_bytes,
         })
     }
 

@@ -349,6 +349,29 @@ fn reload_under_load_from_two_threads_swaps_every_time() {
     drop(fx);
 }
 
+/// A thread-local with a destructor, declared in the logic library.
+const TLS: &str = "thread_local! { static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![1; 64]); } let _ = SCRATCH.with(|s| s.borrow().len());";
+
+#[test]
+fn logic_with_thread_locals_is_kept_mapped_and_the_host_still_exits_cleanly() {
+    let _serial = serial();
+    // The host exits on its own after 250 ticks of 40 ms; thread-local destructors run then.
+    let (fx, watch, at, pid, _) = start(&[("FAULT_TICKS", "250"), ("FAULT_TICK_MS", "40")]);
+    let err_at = watch.err_len();
+    set_logic(&fx, TLS, "flogic=t1", false);
+    let (at, _) = watch.wait_out(at, CHANGE, |l| l.contains("flogic=t1"));
+    set_logic(&fx, TLS, "flogic=t2", false);
+    watch.wait_out(at, CHANGE, |l| l.contains("flogic=t2"));
+    let (_, line) = watch.wait_err(err_at, CHANGE, |l| l.contains("reload 2;"));
+    assert!(
+        line.contains("1 old version kept mapped (thread-locals)"),
+        "{line}"
+    );
+    // Unloaded, that version's destructor would run in unmapped memory at exit: SIGSEGV.
+    let (_, line) = watch.wait_err(err_at, CHANGE, |l| l.contains("Exited host"));
+    assert!(line.contains(&format!("pid {pid}, exit 0")), "{line}");
+}
+
 #[test]
 fn host_segfault_is_reported_and_the_watcher_waits_for_a_change() {
     let _serial = serial();

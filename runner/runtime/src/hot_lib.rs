@@ -166,11 +166,14 @@ impl<S: Symbols> Builder<S> {
             version: AtomicU64::new(0),
             current: None,
             running_layout: Mutex::new(None),
+            lingering: AtomicU64::new(0),
+            lingering_bytes: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             copies,
         };
-        let first = shared.prepare(&artifact, self.hash.as_deref(), 0)?;
+        let mut first = shared.prepare(&artifact, self.hash.as_deref(), 0)?;
+        first.loaded.ran = true;
         let hello = ToRunner::Hello(Hello {
             protocol: protocol::PROTOCOL_VERSION,
             pid: std::process::id(),
@@ -401,6 +404,10 @@ struct Loaded<S> {
     hash: String,
     /// The layout the library exports (`layout!`), if it does.
     layout: Option<Layout>,
+    /// Must never be closed once it ran (see [`crate::elf`]).
+    stay_mapped: bool,
+    /// It became the running version (a refused or superseded one never ran any code).
+    ran: bool,
     lib: Option<Library>,
     /// Held for its `Drop`, which deletes the file.
     _copy: CopyFile,
@@ -408,10 +415,14 @@ struct Loaded<S> {
 
 impl<S> Drop for Loaded<S> {
     fn drop(&mut self) {
-        // Close before the copy is deleted (field drop, after this). glibc keeps a library that
-        // registered thread-local destructors mapped anyway; the copy's name stays unique.
+        // Close before the copy is deleted (field drop, after this); the copy's name stays unique.
         if let Some(lib) = self.lib.take() {
-            let _ = lib.close();
+            if self.ran && self.stay_mapped {
+                // Thread-local destructors may point into it: never unmap it.
+                std::mem::forget(lib);
+            } else {
+                let _ = lib.close();
+            }
         }
     }
 }
@@ -466,6 +477,9 @@ pub(crate) struct Shared<S> {
     current: Option<RwLock<Loaded<S>>>,
     /// The running version's exported layout, readable without the version lock.
     running_layout: Mutex<Option<Layout>>,
+    /// Old versions kept mapped (see [`Loaded::stay_mapped`]), and their size.
+    lingering: AtomicU64,
+    lingering_bytes: AtomicU64,
     state: Mutex<State<S>>,
     changed: Condvar,
     // Last: the directory goes after every library in it is closed.
@@ -534,6 +548,10 @@ impl<S: Symbols> Shared<S> {
             version,
         })?;
         let layout = self.check_layout(&lib, artifact)?;
+        #[cfg(target_os = "linux")]
+        let stay_mapped = crate::elf::must_stay_mapped(&copy.0);
+        #[cfg(not(target_os = "linux"))]
+        let stay_mapped = false;
         if let Some(check) = &self.validate {
             check(&symbols).map_err(|reason| Error::Rejected {
                 path: artifact.to_path_buf(),
@@ -546,6 +564,8 @@ impl<S: Symbols> Shared<S> {
                 version,
                 hash: actual,
                 layout,
+                stay_mapped,
+                ran: false,
                 lib: Some(lib),
                 _copy: copy,
             },
@@ -555,8 +575,9 @@ impl<S: Symbols> Shared<S> {
     }
 
     /// Makes `prepared` the running version once no call is in flight, then unloads the old one.
-    fn swap(&self, prepared: Prepared<S>) -> Swapped {
+    fn swap(&self, mut prepared: Prepared<S>) -> Swapped {
         let version = prepared.loaded.version;
+        prepared.loaded.ran = true;
         let start = Instant::now();
         let old = {
             let mut current = self
@@ -574,6 +595,11 @@ impl<S: Symbols> Shared<S> {
         let wait = start.elapsed();
         // Outside the lock: callers run the new version while the old one closes.
         let start = Instant::now();
+        if old.stay_mapped {
+            self.lingering.fetch_add(1, Ordering::Relaxed);
+            let size = fs::metadata(&old._copy.0).map_or(0, |m| m.len());
+            self.lingering_bytes.fetch_add(size, Ordering::Relaxed);
+        }
         drop(old);
         Swapped {
             lib: self.name().to_string(),
@@ -584,6 +610,8 @@ impl<S: Symbols> Shared<S> {
                 wait,
                 unload: start.elapsed(),
             },
+            lingering: self.lingering.load(Ordering::Relaxed),
+            lingering_bytes: self.lingering_bytes.load(Ordering::Relaxed),
         }
     }
 

@@ -60,11 +60,23 @@
 //! # Platforms
 //!
 //! Built and tested on Linux. The control channel is a Unix domain socket; elsewhere a host runs
-//! without reloading. On glibc a library that registered thread-local destructors stays mapped
-//! after `dlclose`; its copy is deleted anyway.
+//! without reloading.
+//!
+//! # Unloading
+//!
+//! An old version is closed (`dlclose`) and its copy deleted as soon as it is swapped out, so
+//! memory stays flat over any number of reloads, with one exception on Linux: a library that
+//! shares `libstd` with the host and has thread-locals of its own is **kept mapped** (its copy is
+//! still deleted). std registers thread-local destructors under libstd's handle, so glibc would
+//! unload such a library while destructors pointing into it are pending, and the next thread exit
+//! would crash the host. [`Swapped::lingering`](protocol::Swapped::lingering) counts these versions;
+//! each costs the pages of the library it touched. Keep thread-locals in the host or the deps
+//! dylib to avoid it.
 
 mod boundary;
 mod channel;
+#[cfg(target_os = "linux")]
+mod elf;
 mod error;
 mod hash;
 mod hot_lib;
@@ -75,6 +87,9 @@ pub mod state;
 mod symbols;
 
 pub use boundary::{CallContext, CallSite, Panic, call_boundary, resume_panic};
+#[cfg(target_os = "linux")]
+#[doc(hidden)]
+pub use elf::must_stay_mapped as __must_stay_mapped;
 pub use error::Error;
 pub use hash::{HASH_PREFIX, hash_file};
 pub use hot_lib::{

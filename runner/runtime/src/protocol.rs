@@ -14,7 +14,7 @@
 //! ```text
 //! host   -> runner  hello protocol=1 pid=4242 lib=logic version=0 hash=blake3:9f86…
 //! runner -> host    reload lib=logic version=3 path=/home/me/game/target/dylib-dev/debug/liblogic.so hash=blake3:6030…
-//! host   -> runner  swapped lib=logic version=3 copy_us=180 load_us=95 wait_us=4 unload_us=30
+//! host   -> runner  swapped lib=logic version=3 copy_us=180 load_us=95 wait_us=4 unload_us=30 lingering=0 lingering_bytes=0
 //! host   -> runner  failed lib=logic version=4 reason=symbol%20%60step%60%20missing…
 //! host   -> runner  panicked lib=logic version=4 function=step thread=main message=boom location=logic/src/lib.rs:9:5
 //! host   -> runner  stuck lib=logic version=4 function=step thread=main ms=10000
@@ -141,6 +141,11 @@ pub struct Swapped {
     pub version: u64,
     /// How long each step took.
     pub timing: SwapTiming,
+    /// Old versions of this library that stay mapped (thread-locals; see the crate docs), this
+    /// swap's included.
+    pub lingering: u64,
+    /// Their size on disk together: memory the host cannot give back before it restarts.
+    pub lingering_bytes: u64,
 }
 
 /// Host to runner: `version` of `lib` was refused; the previous code keeps running.
@@ -348,6 +353,8 @@ impl ToRunner {
                 ] {
                     line.field(key, d.as_micros().to_string().as_bytes());
                 }
+                line.field("lingering", s.lingering.to_string().as_bytes());
+                line.field("lingering_bytes", s.lingering_bytes.to_string().as_bytes());
                 line.finish()
             }
             ToRunner::Failed(f) => {
@@ -422,6 +429,8 @@ impl ToRunner {
                         wait: micros("wait_us")?,
                         unload: micros("unload_us")?,
                     },
+                    lingering: f.number_or_zero("lingering")?,
+                    lingering_bytes: f.number_or_zero("lingering_bytes")?,
                 }))
             }
             "failed" => {
@@ -556,6 +565,14 @@ impl VerbFields<'_, '_> {
         }
     }
 
+    /// A number a newer field that older peers do not send: 0 when absent.
+    fn number_or_zero(&self, key: &'static str) -> Result<u64, DecodeError> {
+        match self.fields.0.contains_key(key) {
+            true => self.number(key),
+            false => Ok(0),
+        }
+    }
+
     fn number<T: std::str::FromStr>(&self, key: &'static str) -> Result<T, DecodeError> {
         let raw = self.raw(key)?;
         raw.parse().map_err(|_| self.bad(key, raw))
@@ -674,6 +691,8 @@ mod tests {
                     wait: Duration::from_micros(4),
                     unload: Duration::from_micros(30),
                 },
+                lingering: 2,
+                lingering_bytes: 720_000,
             }),
             ToRunner::Failed(Failed {
                 lib: "logic".into(),

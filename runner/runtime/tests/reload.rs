@@ -465,7 +465,7 @@ fn layout_guard_refuses_a_version_built_with_another_layout_of_the_host_types() 
     let failed = expect_failed(host.reload(2, &changed));
     assert!(
         failed.reason.starts_with(&format!(
-            "layout of `{}` differs from the host's build (size 8 -> 16; field `extra: u32` added)",
+            "layout of `{}` differs from the running version (size 8 -> 16; field `extra: u32` added)",
             host_view.types[0].name
         )),
         "{}",
@@ -492,7 +492,13 @@ fn layout_guard_refuses_a_version_built_with_another_layout_of_the_host_types() 
         .open()
         .err()
         .unwrap();
-    assert!(err.to_string().starts_with("layout of"), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "layout of `{}` differs from the host's build (size 8 -> 16; field `extra: u32` added)",
+            host_view.types[0].name
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -576,4 +582,37 @@ fn a_call_that_does_not_return_is_reported_stuck_then_resumed() {
         panic!("expected unsaved")
     };
     assert!(unsaved.reason.contains("no hand-off state"), "{unsaved:?}");
+}
+
+/// A library with a thread-local that has a destructor.
+const WITH_TLS: &str = r#"
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 16]);
+}
+#[unsafe(no_mangle)]
+pub extern "Rust" fn text() -> String { SCRATCH.with(|s| format!("tls {}", s.borrow().len())) }
+#[unsafe(no_mangle)]
+pub extern "C" fn add(a: u32, b: u32) -> u32 { a + b }
+"#;
+
+/// What decides whether an old version may be unloaded (the host crashes at the next thread exit
+/// otherwise): thread-locals of its own, and std shared with the host.
+#[cfg(target_os = "linux")]
+#[test]
+fn only_libraries_sharing_std_with_thread_locals_must_stay_mapped() {
+    let cases = [
+        (V1, &[][..], false),
+        (WITH_TLS, &[][..], false),
+        (V1, &["-C", "prefer-dynamic"][..], false),
+        (WITH_TLS, &["-C", "prefer-dynamic"][..], true),
+    ];
+    for (source, args, stays) in cases {
+        let lib = common::build_logic_with(source, args);
+        assert_eq!(
+            dylib_dev_runtime::__must_stay_mapped(&lib),
+            stays,
+            "{args:?} {}",
+            &source[..40]
+        );
+    }
 }

@@ -48,6 +48,10 @@ const HELLO_GRACE: Duration = Duration::from_secs(2);
 /// debouncer emits each event once it is that old, so a longer burst would come out in pieces.
 const EVENT_GROUPING: Duration = Duration::from_millis(10);
 
+/// Old library versions a host may keep mapped (thread-locals) before the runner restarts it to
+/// give their memory back.
+const LINGERING_LIMIT: u64 = 256 << 20;
+
 /// A batch of changes and when its first event was seen.
 struct Pending {
     route: Route,
@@ -494,22 +498,48 @@ impl Session {
             };
             match report {
                 Ok(Ok(report)) => match report.outcome {
-                    Outcome::Swapped(timing) => self.status(
-                        "Swapped",
-                        format!(
-                            "{lib} rebuilt in {}{warn}, swapped in {} (reload {version}; {} since the edit)",
-                            ms(built),
-                            ms(timing.total()),
-                            ms(since.elapsed())
-                        ),
-                    ),
+                    Outcome::Swapped(timing) => {
+                        let kept = match report.lingering {
+                            0 => String::new(),
+                            1 => "; 1 old version kept mapped (thread-locals)".into(),
+                            n => format!("; {n} old versions kept mapped (thread-locals)"),
+                        };
+                        self.status(
+                            "Swapped",
+                            format!(
+                                "{lib} rebuilt in {}{warn}, swapped in {} (reload {version}; {} since the edit{kept})",
+                                ms(built),
+                                ms(timing.total()),
+                                ms(since.elapsed())
+                            ),
+                        );
+                        if report.lingering_bytes > LINGERING_LIMIT {
+                            return SwapVerdict::Restart(format!(
+                                "{} old versions of {lib} were kept mapped ({} MiB)",
+                                report.lingering,
+                                report.lingering_bytes >> 20
+                            ));
+                        }
+                        if report.lingering == 1 {
+                            ui::note(format!(
+                                "{lib} has thread-locals and shares libstd with the host: its old versions stay mapped, or the host would crash when a thread exits; a restart reclaims them (move thread-locals into the host or the deps crate to avoid this)"
+                            ));
+                        }
+                    }
                     Outcome::Failed(reason) => {
-                        ui::warn(format!("the host refused reload {version} of {lib}: {reason}; restarting it"));
-                        return SwapVerdict::Restart(format!("swap refused; rebuilt in {}", ms(built)));
+                        ui::warn(format!(
+                            "the host refused reload {version} of {lib}: {reason}; restarting it"
+                        ));
+                        return SwapVerdict::Restart(format!(
+                            "swap refused; rebuilt in {}",
+                            ms(built)
+                        ));
                     }
                 },
                 Ok(Err(e)) => {
-                    ui::warn(format!("reload {version} of {lib} failed: {e}; restarting the host"));
+                    ui::warn(format!(
+                        "reload {version} of {lib} failed: {e}; restarting the host"
+                    ));
                     return SwapVerdict::Restart(format!("swap failed; rebuilt in {}", ms(built)));
                 }
                 Err(e) => {
