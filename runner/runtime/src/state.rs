@@ -74,7 +74,7 @@ mod persistent {
     use std::path::{Path, PathBuf};
     use std::sync::{Arc, MutexGuard, TryLockError};
 
-    /// Host state that survives a restart by the runner; see the [module docs](self).
+    /// Host state that survives a restart by the runner; see the [module docs](crate::state).
     pub struct Persistent<T> {
         value: Arc<Mutex<T>>,
         restored: Restored,
