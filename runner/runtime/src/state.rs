@@ -2,7 +2,7 @@
 //!
 //! A restart (host code changed, a layout change refused a swap, a stuck call) starts a new
 //! process, and the old one's memory is gone. With the `state` feature, a host keeps the state it
-//! wants to carry over in a [`Persistent`]:
+//! wants to carry over in a `Persistent`:
 //!
 //! ```ignore
 //! use dylib_dev_runtime::state::Persistent;
@@ -24,7 +24,7 @@
 //!   thread takes the lock (waiting for the current frame to end, up to the runner's timeout),
 //!   writes the state as JSON to the file named in `DYLIB_DEV_STATE` (in the runner's private
 //!   directory: temp file, fsync, rename) and answers with its size.
-//! - **Restore**: [`Persistent::restore_or`] reads that file at start, deletes it, and
+//! - **Restore**: `Persistent::restore_or` reads that file at start, deletes it, and
 //!   deserializes it. If it does not fit (the type changed incompatibly) the host starts from the
 //!   default and says why on stderr.
 //! - Without the runner (`cargo run`), or when nothing was saved, it is just the default value.
