@@ -3,15 +3,68 @@
 //! a counter in a `Persistent`, a logic library `flogic` that also defines the state type), or
 //! wraps a copy of `tests/fixtures/diamond`.
 mod common;
-#[path = "common/watch_harness.rs"]
-mod harness;
 
+use common::watch::{CHANGE, START, Watch, serial};
 use common::{Fixture, assert_same_tree, text};
-use harness::{CHANGE, START, Watch, alive, edit, pid_and_counter, serial, wait_gone};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// `dylib-dev watch` on the fixture, with the standard panic report kept short (no backtrace).
+fn start_watch(fx: &Fixture, envs: &[(&str, &str)]) -> Watch {
+    let mut all = vec![("RUST_BACKTRACE", "0")];
+    all.extend_from_slice(envs);
+    Watch::start_in(fx.path(), &all)
+}
+
+/// `{"counter":12,"host":"v1","pid":4242} flogic=v1 ...` -> (pid, counter).
+fn pid_and_counter(line: &str) -> (u32, u64) {
+    let json = &line[..line.find('}').expect("json prefix") + 1];
+    let v: serde_json::Value = serde_json::from_str(json).expect("valid json");
+    (
+        v["pid"].as_u64().unwrap() as u32,
+        v["counter"].as_u64().unwrap(),
+    )
+}
+
+/// Replaces `from` (which must occur) by `to` in a file of the fixture.
+fn edit(fx: &Fixture, rel: &str, from: &str, to: &str) {
+    let text = fx.read(rel);
+    assert!(text.contains(from), "{rel} has no {from:?}");
+    fx.write(rel, &text.replace(from, to));
+}
+
+/// Whether process `pid` exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+/// Waits up to `timeout` for process `pid` to be gone.
+fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+/// The entries of `dir` whose name starts with `prefix`.
+fn entries_with_prefix(dir: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
 
 /// The logic source with `fault` at the fault site, `marker` in its output, and optionally a
 /// field added to `State`.
@@ -70,7 +123,7 @@ fn set_logic(fx: &Fixture, fault: &str, marker: &str, extra_field: bool) -> usiz
 fn start(envs: &[(&str, &str)]) -> (Fixture, Watch, usize, u32, u64) {
     let fx = Fixture::copy("faults");
     set_logic(&fx, "", "flogic=v1", false);
-    let watch = Watch::start(&fx, envs);
+    let watch = start_watch(&fx, envs);
     let (at, line) = watch.wait_out(0, START, |l| l.contains("flogic=v1"));
     let (pid, counter) = pid_and_counter(&line);
     (fx, watch, at, pid, counter)
@@ -312,9 +365,9 @@ fn reload_under_load_from_two_threads_swaps_every_time() {
     assert!(!log.iter().any(|l| l.contains("Restarted")), "{log:#?}");
 
     // Bounded: one copy on disk and one mapped, in private directories of ours.
-    let runner_dirs = harness::entries_with_prefix(base.path(), "dylib-dev-run-");
+    let runner_dirs = entries_with_prefix(base.path(), "dylib-dev-run-");
     assert_eq!(runner_dirs.len(), 1, "{runner_dirs:?}");
-    let host_dirs = harness::entries_with_prefix(&runner_dirs[0], "dylib-dev-host-");
+    let host_dirs = entries_with_prefix(&runner_dirs[0], "dylib-dev-host-");
     assert_eq!(host_dirs.len(), 1, "{host_dirs:?}");
     let uid = unsafe { libc::getuid() };
     for dir in [&runner_dirs[0], &host_dirs[0]] {
@@ -409,7 +462,7 @@ fn kill_9_of_the_runner_leaves_no_orphan_and_the_next_start_cleans_up() {
     let base = tempfile::tempdir().unwrap();
     let xdg = [("XDG_RUNTIME_DIR", base.path().to_str().unwrap())];
     let (fx, mut watch, _, pid, _) = start(&xdg);
-    let dirs = harness::entries_with_prefix(base.path(), "dylib-dev-run-");
+    let dirs = entries_with_prefix(base.path(), "dylib-dev-run-");
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     let stale = dirs[0].clone();
     assert!(
@@ -436,7 +489,7 @@ fn kill_9_of_the_runner_leaves_no_orphan_and_the_next_start_cleans_up() {
         .unwrap();
     drop(lock);
 
-    let watch = Watch::start(&fx, &xdg);
+    let watch = start_watch(&fx, &xdg);
     let (_, line) = watch.wait_out(0, START, |l| l.contains("flogic=v1"));
     let (pid2, _) = pid_and_counter(&line);
     assert_ne!(pid2, pid);
@@ -444,7 +497,7 @@ fn kill_9_of_the_runner_leaves_no_orphan_and_the_next_start_cleans_up() {
         !stale.exists(),
         "the next start removed the stale directory"
     );
-    let dirs = harness::entries_with_prefix(base.path(), "dylib-dev-run-");
+    let dirs = entries_with_prefix(base.path(), "dylib-dev-run-");
     assert_eq!(dirs.len(), 1, "only the new runner's directory: {dirs:?}");
     assert!(!alive(pid));
 }

@@ -48,10 +48,12 @@ pub enum Error {
         actual: String,
     },
     /// `dlopen` refused the copy.
-    #[error("cannot load {path}: {source}{hint}")]
+    #[error("cannot load {path}: {detail}{hint}")]
     Load {
         /// The copy that was opened.
         path: PathBuf,
+        /// The loader's error with its cause (`dlerror()`'s text).
+        detail: String,
         /// The loader's error.
         source: libloading::Error,
         /// Advice when the cause is recognisable, else empty.

@@ -536,10 +536,14 @@ impl<S: Symbols> Shared<S> {
         let start = Instant::now();
         // SAFETY: loading runs the library's initialisers. It is the logic library the user builds
         // for this host, loaded on purpose; that is the premise of the whole crate.
-        let lib = unsafe { open_library(&copy.0) }.map_err(|source| Error::Load {
-            hint: noexec_hint(&source),
-            path: copy.0.clone(),
-            source,
+        let lib = unsafe { open_library(&copy.0) }.map_err(|source| {
+            let detail = loader_detail(&source);
+            Error::Load {
+                hint: noexec_hint(&detail),
+                path: copy.0.clone(),
+                detail,
+                source,
+            }
         })?;
         let symbols = S::resolve(&SymbolSource {
             lib: &lib,
@@ -745,8 +749,21 @@ unsafe fn open_library(path: &Path) -> Result<Library, libloading::Error> {
     unsafe { Library::new(path) }
 }
 
-fn noexec_hint(e: &libloading::Error) -> &'static str {
-    if e.to_string().contains("failed to map segment") {
+/// The loader's error and its causes, e.g. `dlopen failed: liblogic.so: undefined symbol: ...`
+/// (libloading keeps `dlerror()`'s text in the cause).
+fn loader_detail(e: &libloading::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+fn noexec_hint(detail: &str) -> &'static str {
+    if detail.contains("failed to map segment") {
         " (is the copies directory on a noexec mount? set DYLIB_DEV_DIR to another directory)"
     } else {
         ""

@@ -146,6 +146,8 @@ impl Session {
         let mut host: Option<Running> = None;
         let mut version: u64 = 0;
         let mut first = true;
+        // Why the host restarts after the cargo build a refused fast-path swap asked for.
+        let mut restart_reason: Option<String> = None;
         // Products of the last cargo build: what a fast-path rebuild updates.
         let mut last: Option<Products> = None;
         let start = Pending {
@@ -281,6 +283,15 @@ impl Session {
                                     version += 1;
                                     match self.swap(&server, running, &made, version, built, &warn, flight.pending.since, &mut signals).await {
                                         SwapVerdict::Swapped => {}
+                                        SwapVerdict::Restart(why) if !outcome.how.is_empty() => {
+                                            // rustc rebuilt only the logic library: a host that
+                                            // depends on the logic crate (its types) is stale.
+                                            // cargo builds everything, then the host restarts; the
+                                            // old host keeps running its old code meanwhile.
+                                            tracing::debug!("{why}: rebuilding with cargo before the restart");
+                                            restart_reason = Some(why.split("; rebuilt in").next().unwrap_or(&why).to_string());
+                                            pending = Some(Pending { route: Route::Restart, since: flight.pending.since, paths: BTreeSet::new() });
+                                        }
                                         SwapVerdict::Restart(why) => {
                                             let old = host.take().expect("running");
                                             host = Some(self.restart(old, &server, &toolchain, made, &why).await?);
@@ -296,7 +307,10 @@ impl Session {
                                 }
                                 (_, Some(_)) => {
                                     let old = host.take().expect("running");
-                                    let why = format!("rebuilt in {}{warn}", ms(built));
+                                    let why = match restart_reason.take() {
+                                        Some(reason) => format!("{reason}; rebuilt in {}{warn}", ms(built)),
+                                        None => format!("rebuilt in {}{warn}", ms(built)),
+                                    };
                                     host = Some(self.restart(old, &server, &toolchain, made, &why).await?);
                                 }
                                 (_, None) => {
