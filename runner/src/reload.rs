@@ -376,8 +376,9 @@ impl ReloadServer {
     /// host is connected.
     pub fn save_state(&mut self, timeout: Duration) -> Option<Result<SaveOutcome, ReloadError>> {
         self.accept_pending();
-        // Any library's connection reaches the one state of the process.
-        let (lib, conn) = self.hosts.iter_mut().next()?;
+        // Any library's connection reaches the one state of the process; a host whose runtime
+        // predates `save` would never answer it.
+        let (lib, conn) = self.hosts.iter_mut().find(|(_, c)| c.hello.save)?;
         let lib = lib.clone();
         let waited = timeout + Duration::from_secs(1);
         let result = conn.exchange(

@@ -180,6 +180,7 @@ impl<S: Symbols> Builder<S> {
             lib: shared.name().to_string(),
             version: 0,
             hash: first.loaded.hash.clone(),
+            save: true,
         });
         *shared
             .running_layout

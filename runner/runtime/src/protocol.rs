@@ -12,7 +12,7 @@
 //! or messages without breaking an older peer.
 //!
 //! ```text
-//! host   -> runner  hello protocol=1 pid=4242 lib=logic version=0 hash=blake3:9f86…
+//! host   -> runner  hello protocol=1 pid=4242 lib=logic version=0 hash=blake3:9f86… save=1
 //! runner -> host    reload lib=logic version=3 path=/home/me/game/target/dylib-dev/debug/liblogic.so hash=blake3:6030…
 //! host   -> runner  swapped lib=logic version=3 copy_us=180 load_us=95 wait_us=4 unload_us=30 lingering=0 lingering_bytes=0
 //! host   -> runner  failed lib=logic version=4 reason=symbol%20%60step%60%20missing…
@@ -110,6 +110,8 @@ pub struct Hello {
     pub version: u64,
     /// Hash of the copy loaded at start.
     pub hash: String,
+    /// The host answers `save` (a runtime that knows it; older hosts would not answer).
+    pub save: bool,
 }
 
 /// Where the time of one swap went, measured by the host.
@@ -339,6 +341,9 @@ impl ToRunner {
                 line.field("lib", h.lib.as_bytes());
                 line.field("version", h.version.to_string().as_bytes());
                 line.field("hash", h.hash.as_bytes());
+                if h.save {
+                    line.field("save", b"1");
+                }
                 line.finish()
             }
             ToRunner::Swapped(s) => {
@@ -415,6 +420,7 @@ impl ToRunner {
                     lib: f.string("lib")?,
                     version: f.number("version")?,
                     hash: f.string("hash")?,
+                    save: f.number_or_zero("save")? == 1,
                 }))
             }
             "swapped" => {
@@ -681,6 +687,7 @@ mod tests {
                 lib: "logic".into(),
                 version: 0,
                 hash: "blake3:00ff".into(),
+                save: true,
             }),
             ToRunner::Swapped(Swapped {
                 lib: "logic".into(),
