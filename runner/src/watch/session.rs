@@ -146,6 +146,8 @@ impl Session {
         let mut host: Option<Running> = None;
         let mut version: u64 = 0;
         let mut first = true;
+        // The host that exited last, whose late reports are still shown.
+        let mut exited_pid: Option<u32> = None;
         // Why the host restarts after the cargo build a refused fast-path swap asked for.
         let mut restart_reason: Option<String> = None;
         // Products of the last cargo build: what a fast-path rebuild updates.
@@ -193,8 +195,12 @@ impl Session {
                     return Ok(ExitCode::from(130));
                 }
                 Some(event) = events.recv() => {
-                    if let Some(running) = host.as_mut() {
-                        self.host_event(running, event);
+                    match host.as_mut() {
+                        Some(running) => self.host_event(running.process.pid(), Some(running), event),
+                        // What a host said just before it exited (e.g. the panic that ended it).
+                        None => if let Some(pid) = exited_pid {
+                            self.host_event(pid, None, event);
+                        },
                     }
                 }
                 Some(batch) = files.recv() => {
@@ -210,7 +216,15 @@ impl Session {
                     }
                 }
                 status = host_exit => {
-                    let h = host.take().expect("a host was running");
+                    let mut h = host.take().expect("a host was running");
+                    let pid = h.process.pid();
+                    // Its last reports (a panic that ended it) are still on their way: show them
+                    // before the exit.
+                    let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+                    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.recv()).await {
+                        self.host_event(pid, Some(&mut h), event);
+                    }
+                    exited_pid = Some(pid);
                     let how = status.map(|s| host::describe(&s)).unwrap_or_else(|e| e.to_string());
                     self.status("Exited", format!("host (pid {}, {how}); waiting for a change", h.process.pid()));
                     server.lock().unwrap_or_else(|e| e.into_inner()).forget_hosts();
@@ -406,10 +420,10 @@ impl Session {
         (covered.len() == pending.paths.len() && !plan.is_empty()).then_some(plan)
     }
 
-    /// Shows what a host reported unasked.
-    fn host_event(&self, running: &mut Running, event: HostEvent) {
+    /// Shows what host `host_pid` reported unasked (`running`: it still runs).
+    fn host_event(&self, host_pid: u32, running: Option<&mut Running>, event: HostEvent) {
         match event {
-            HostEvent::Panicked { pid, panic } if pid == running.process.pid() => {
+            HostEvent::Panicked { pid, panic } if pid == host_pid => {
                 let at = panic
                     .location
                     .as_deref()
@@ -423,7 +437,7 @@ impl Session {
                     ),
                 );
             }
-            HostEvent::Stuck { pid, stuck } if pid == running.process.pid() => {
+            HostEvent::Stuck { pid, stuck } if pid == host_pid => {
                 let call = format!("{}::{}", stuck.lib, stuck.function);
                 ui::warn(format!(
                     "`{call}` has not returned for {} (thread {}, reload {}; an endless loop?); the next build restarts the host",
@@ -431,9 +445,11 @@ impl Session {
                     stuck.thread,
                     stuck.version
                 ));
-                running.stuck = Some(call);
+                if let Some(running) = running {
+                    running.stuck = Some(call);
+                }
             }
-            HostEvent::Resumed { pid, resumed } if pid == running.process.pid() => {
+            HostEvent::Resumed { pid, resumed } if pid == host_pid => {
                 self.status(
                     "Resumed",
                     format!(
@@ -443,7 +459,9 @@ impl Session {
                         ms(resumed.elapsed)
                     ),
                 );
-                running.stuck = None;
+                if let Some(running) = running {
+                    running.stuck = None;
+                }
             }
             // From a host that was restarted since.
             _ => {}
