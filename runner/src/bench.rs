@@ -87,6 +87,12 @@ pub fn command(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         path: file.clone(),
         original: original.clone(),
     };
+    #[cfg(unix)]
+    if let Some(swaps) = args.soak {
+        let result = crate::soak::run(args, swaps, &metadata, &file, &original, &marker);
+        drop(restore);
+        return result;
+    }
 
     let model = WatchModel::from_metadata(&metadata, args.package.package.as_deref())?;
     let host_package = metadata

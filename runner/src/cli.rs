@@ -176,6 +176,10 @@ pub struct BenchArgs {
     /// Run `watch --no-fast-path`: every rebuild through cargo.
     #[arg(long)]
     pub no_fast_path: bool,
+    /// Instead: swap two builds of the logic library into one host N times and report its memory
+    /// and mapped library copies (a soak, not a latency measurement).
+    #[arg(long, value_name = "N")]
+    pub soak: Option<u64>,
     /// Arguments for the host.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<std::ffi::OsString>,
@@ -193,9 +197,10 @@ pub struct WatchArgs {
     /// Always build with cargo, never rustc directly (the fast path for logic-only edits).
     #[arg(long)]
     pub no_fast_path: bool,
-    /// How long the host may take to answer a reload before it is restarted.
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
-    pub reload_timeout_ms: u64,
+    /// A call into logic running this long is reported stuck, and a swap that waits this long for
+    /// it restarts the host (default 10000, or `hang-timeout-ms` in the config).
+    #[arg(long, value_name = "MS", alias = "reload-timeout-ms")]
+    pub hang_timeout_ms: Option<u64>,
     /// Arguments for the host.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<std::ffi::OsString>,

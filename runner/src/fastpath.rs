@@ -260,10 +260,19 @@ pub fn rebuild(invocation: &Invocation) -> std::io::Result<FastOutcome> {
         };
         match value.get("$message_type").and_then(|t| t.as_str()) {
             Some("artifact") if value.get("emit").and_then(|e| e.as_str()) == Some("link") => {
-                artifact = value
+                let path = value
                     .get("artifact")
                     .and_then(|a| a.as_str())
                     .map(PathBuf::from);
+                // A crate of several types (`cdylib` and `rlib`: the hot-lib-reloader layout)
+                // reports each one: the library to load is the dynamic one.
+                let dynamic = |p: &PathBuf| {
+                    p.extension()
+                        .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
+                };
+                if artifact.as_ref().is_none_or(|a| !dynamic(a)) {
+                    artifact = path;
+                }
             }
             Some("diagnostic") => {
                 if let Ok(d) = serde_json::from_value::<Diagnostic>(value) {

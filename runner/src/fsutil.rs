@@ -1,21 +1,75 @@
 //! File writes that are all-or-nothing: a temp file in the same directory, fsync, rename.
+//!
+//! Also the test hook for interrupted runs: `DYLIB_DEV_TEST_CRASH_AFTER=<step>` makes the process
+//! `SIGKILL` itself right after the named step (as a `kill -9` at that moment would), and
+//! `DYLIB_DEV_TEST_CRASH_AFTER=?` prints every step it passes on stderr (`crash point: <step>`).
+//! Compiled into every build: it costs one environment lookup per step.
 use std::io::Write;
 use std::path::Path;
+
+/// The environment variable of the crash hook.
+pub const CRASH_VAR: &str = "DYLIB_DEV_TEST_CRASH_AFTER";
+
+/// Prefix and suffix of the temp files of [`write_atomic`].
+const TEMP_PREFIX: &str = ".dylib-dev-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// A named step of a multi-file operation; see the module docs.
+pub fn crash_point(step: &str) {
+    let Some(wanted) = std::env::var_os(CRASH_VAR) else {
+        return;
+    };
+    if wanted == "?" {
+        eprintln!("crash point: {step}");
+    } else if wanted == step {
+        #[cfg(unix)]
+        // SAFETY: signalling ourselves; SIGKILL cannot be caught, so nothing runs after it.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+        std::process::abort();
+    }
+}
+
+/// Removes the temp files an interrupted [`write_atomic`] left in `dir`.
+pub fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(TEMP_PREFIX)
+            && name.ends_with(TEMP_SUFFIX)
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
 
 /// Writes `contents` to `path` atomically, keeping the existing file's permissions.
 ///
 /// A crash leaves either the old file or the new one, never a torn mix.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    write_atomic_step(path, contents, None)
+}
+
+/// [`write_atomic`], with a crash point `tmp:<step>` between the temp file and the rename.
+pub fn write_atomic_step(path: &Path, contents: &[u8], step: Option<&str>) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
-        .prefix(".dylib-dev-")
-        .suffix(".tmp")
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
         .tempfile_in(dir)?;
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
+    if let Some(step) = step {
+        crash_point(&format!("tmp:{step}"));
+    }
     if let Ok(meta) = std::fs::metadata(path) {
         tmp.as_file().set_permissions(meta.permissions())?;
     }
@@ -59,5 +113,20 @@ mod tests {
         assert_eq!(mode, 0o640);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn stale_temps_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".dylib-dev-abc.tmp"), "x").unwrap();
+        std::fs::write(dir.path().join(".dylib-dev-keep"), "x").unwrap();
+        std::fs::write(dir.path().join("a.tmp"), "x").unwrap();
+        remove_stale_temps(dir.path());
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".dylib-dev-keep", "a.tmp"]);
     }
 }

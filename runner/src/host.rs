@@ -4,6 +4,10 @@
 //! process it started. An interactive host (stdin is a terminal, e.g. a REPL prompt) stays in the
 //! terminal's foreground group: a background group would be stopped by SIGTTIN the moment it
 //! reads its prompt. Ctrl-C then reaches it directly, as it does under `cargo run`.
+//!
+//! On Linux the host gets SIGTERM when the runner dies, however it dies (`PR_SET_PDEATHSIG`): a
+//! `kill -9` of the runner leaves no orphan host behind. Elsewhere (untested) an orphaned host
+//! keeps running; it only stops receiving reloads.
 use crate::platform::{self, Stop};
 use std::io::IsTerminal;
 use std::process::ExitStatus;
@@ -25,6 +29,7 @@ impl HostProcess {
             cmd.process_group(0);
         }
         cmd.kill_on_drop(true);
+        die_with_parent(&mut cmd);
         let child = cmd.spawn()?;
         let pid = child.id().unwrap_or(0);
         Ok(HostProcess { child, pid, group })
@@ -70,6 +75,32 @@ impl HostProcess {
         }
     }
 }
+
+/// Makes the child get SIGTERM when this process dies (Linux).
+///
+/// The signal is tied to the thread that forks; the watch loop starts hosts from its main thread,
+/// which lives as long as the runner.
+#[cfg(target_os = "linux")]
+pub fn die_with_parent(cmd: &mut tokio::process::Command) {
+    let parent = std::process::id();
+    // SAFETY: between fork and exec only async-signal-safe calls: prctl, getppid, raise.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The runner died between fork and prctl: the signal will not come.
+            if libc::getppid() as u32 != parent {
+                libc::raise(libc::SIGTERM);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Untested off Linux: no parent-death signal there.
+#[cfg(not(target_os = "linux"))]
+pub fn die_with_parent(_cmd: &mut tokio::process::Command) {}
 
 /// `exit 0`, `exit 3`, `killed by SIGSEGV`: how a host ended, for status lines.
 pub fn describe(status: &ExitStatus) -> String {

@@ -21,6 +21,8 @@ pub mod project;
 pub mod record;
 #[cfg(unix)] // the control socket is a Unix domain socket
 pub mod reload;
+#[cfg(unix)]
+pub mod soak;
 pub mod source_edit;
 pub mod templates;
 pub mod toolchain;

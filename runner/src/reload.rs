@@ -7,15 +7,17 @@
 //! waiting.
 
 use dylib_dev_runtime::private_dir::{PrivateDir, default_base};
-use dylib_dev_runtime::protocol::{self, Hello, Reload, SwapTiming, ToHost, ToRunner};
+use dylib_dev_runtime::protocol::{
+    self, Hello, Panicked, Reload, Save, SwapTiming, ToHost, ToRunner,
+};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,38 @@ const SOCKET_NAME: &str = "control.sock";
 
 /// How long a new connection may take to say hello before it is dropped.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// File name of the hand-off state inside the private directory.
+const STATE_NAME: &str = "state.json";
+
+/// What a host reports unasked, with the pid of the host that said it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostEvent {
+    /// A call into a library panicked (reported once per version and place).
+    Panicked {
+        /// The host's process id.
+        pid: u32,
+        /// What panicked where.
+        panic: Panicked,
+    },
+    /// A call into a library has not returned for the host's hang threshold.
+    Stuck {
+        /// The host's process id.
+        pid: u32,
+        /// Which call, since when.
+        stuck: protocol::Stuck,
+    },
+    /// A call reported stuck returned after all.
+    Resumed {
+        /// The host's process id.
+        pid: u32,
+        /// Which call, after how long.
+        resumed: protocol::Resumed,
+    },
+}
+
+/// Where host events go (set with [`ReloadServer::on_event`]).
+type EventSink = Arc<Mutex<Option<Box<dyn Fn(HostEvent) + Send>>>>;
 
 /// What can go wrong talking to a host. The host's own refusals are not errors but
 /// [`Outcome::Failed`].
@@ -66,13 +100,23 @@ pub enum ReloadError {
     },
     /// The host did not answer in time; a call into the library that never returns blocks a swap.
     #[error(
-        "the host did not answer reload {version} of `{lib}` within {waited:?} (stuck in a call?)"
+        "the host did not answer reload {version} of `{lib}` within {} (stuck in a call?)",
+        crate::watch::session::ms(*waited)
     )]
     NoAnswer {
         /// The library.
         lib: String,
         /// The version requested.
         version: u64,
+        /// How long the runner waited.
+        waited: Duration,
+    },
+    /// The host did not answer a `save` in time (stuck in a call, or busy).
+    #[error(
+        "the host did not answer the request to save its state within {}",
+        crate::watch::session::ms(*waited)
+    )]
+    SaveTimedOut {
         /// How long the runner waited.
         waited: Duration,
     },
@@ -100,6 +144,19 @@ pub struct ReloadReport {
     pub hash_time: Duration,
     /// From sending the request to reading the answer.
     pub round_trip: Duration,
+    /// Old versions the host keeps mapped (libraries with thread-locals; see the runtime docs).
+    pub lingering: u64,
+    /// Their size on disk together.
+    pub lingering_bytes: u64,
+}
+
+/// The host's answer to a `save` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// The state is in the hand-off file, this many bytes.
+    Saved(u64),
+    /// Not saved, and why (no state registered, not serializable, locked too long).
+    Unsaved(String),
 }
 
 /// The control socket hosts connect to, and the hosts connected to it, one per library.
@@ -108,6 +165,8 @@ pub struct ReloadServer {
     socket: PathBuf,
     incoming: Receiver<HostConn>,
     hosts: HashMap<String, HostConn>,
+    sink: EventSink,
+    hang: Option<Duration>,
     closing: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
 }
@@ -131,6 +190,8 @@ impl ReloadServer {
         let (tx, incoming) = mpsc::channel();
         let closing = Arc::new(AtomicBool::new(false));
         let stop = closing.clone();
+        let sink: EventSink = Arc::new(Mutex::new(None));
+        let conn_sink = Arc::clone(&sink);
         let acceptor = std::thread::Builder::new()
             .name("dylib-dev-accept".into())
             .spawn(move || {
@@ -139,7 +200,9 @@ impl ReloadServer {
                         return;
                     }
                     // A connection that fails or never says hello is no host of ours.
-                    if let Some(conn) = stream.ok().and_then(|s| HostConn::greet(s).ok())
+                    if let Some(conn) = stream
+                        .ok()
+                        .and_then(|s| HostConn::greet(s, &conn_sink).ok())
                         && tx.send(conn).is_err()
                     {
                         return;
@@ -152,6 +215,8 @@ impl ReloadServer {
             socket,
             incoming,
             hosts: HashMap::new(),
+            sink,
+            hang: None,
             closing,
             acceptor: Some(acceptor),
         })
@@ -167,6 +232,22 @@ impl ReloadServer {
         &self.socket
     }
 
+    /// Sends what hosts report unasked (panics, stuck calls) to `sink`, on a reader thread.
+    pub fn on_event(&mut self, sink: impl Fn(HostEvent) + Send + 'static) {
+        *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(sink));
+    }
+
+    /// Tells hosts started from now on to report calls running longer than `threshold` as stuck.
+    pub fn set_hang_threshold(&mut self, threshold: Duration) {
+        self.hang = Some(threshold);
+    }
+
+    /// The hand-off file: written by a host asked to [`save_state`](Self::save_state), read (and
+    /// removed) by the next host at its start.
+    pub fn state_file(&self) -> PathBuf {
+        self.dir.path().join(STATE_NAME)
+    }
+
     /// The variables to set on a host process that loads `libs` (name, artifact path).
     pub fn host_env(&self, libs: &[(&str, &Path)]) -> Result<Vec<(String, OsString)>, ReloadError> {
         let mut env = vec![
@@ -178,7 +259,17 @@ impl ReloadServer {
                 protocol::ENV_DIR.to_string(),
                 self.dir.path().as_os_str().to_owned(),
             ),
+            (
+                protocol::ENV_STATE.to_string(),
+                self.state_file().into_os_string(),
+            ),
         ];
+        if let Some(hang) = self.hang {
+            env.push((
+                protocol::ENV_HANG_MS.to_string(),
+                hang.as_millis().to_string().into(),
+            ));
+        }
         for (lib, artifact) in libs {
             env.push((protocol::lib_env_var(lib), artifact.as_os_str().to_owned()));
             env.push((protocol::hash_env_var(lib), hash(artifact)?.into()));
@@ -238,13 +329,23 @@ impl ReloadServer {
             hash: Some(hash),
         });
         let sent = Instant::now();
-        let result = self
-            .hosts
-            .get_mut(lib)
-            .expect("waited for above")
-            .exchange(&request, deadline);
+        let result = self.hosts.get_mut(lib).expect("waited for above").exchange(
+            &request,
+            deadline,
+            |msg| match msg {
+                ToRunner::Swapped(s) => s.lib == lib && s.version == version,
+                ToRunner::Failed(f) => f.lib == lib && f.version == version,
+                _ => false,
+            },
+        );
+        let (mut lingering, mut lingering_bytes) = (0, 0);
         let outcome = match result {
-            Ok(outcome) => outcome,
+            Ok(ToRunner::Swapped(s)) => {
+                (lingering, lingering_bytes) = (s.lingering, s.lingering_bytes);
+                Outcome::Swapped(s.timing)
+            }
+            Ok(ToRunner::Failed(f)) => Outcome::Failed(f.reason),
+            Ok(_) => unreachable!("only answers to this request are accepted"),
             Err(Exchange::Closed) => {
                 self.hosts.remove(lib);
                 return Err(ReloadError::Disconnected {
@@ -265,6 +366,35 @@ impl ReloadServer {
             outcome,
             hash_time,
             round_trip: sent.elapsed(),
+            lingering,
+            lingering_bytes,
+        })
+    }
+
+    /// Asks the host to write its hand-off state to [`state_file`](Self::state_file), giving it
+    /// `timeout` to get at the state, and waits a little longer for the answer. `None` when no
+    /// host is connected.
+    pub fn save_state(&mut self, timeout: Duration) -> Option<Result<SaveOutcome, ReloadError>> {
+        self.accept_pending();
+        // Any library's connection reaches the one state of the process; a host whose runtime
+        // predates `save` would never answer it.
+        let (lib, conn) = self.hosts.iter_mut().find(|(_, c)| c.hello.save)?;
+        let lib = lib.clone();
+        let waited = timeout + Duration::from_secs(1);
+        let result = conn.exchange(
+            &ToHost::Save(Save { timeout }),
+            Instant::now() + waited,
+            |msg| matches!(msg, ToRunner::Saved(_) | ToRunner::Unsaved(_)),
+        );
+        Some(match result {
+            Ok(ToRunner::Saved(s)) => Ok(SaveOutcome::Saved(s.bytes)),
+            Ok(ToRunner::Unsaved(u)) => Ok(SaveOutcome::Unsaved(u.reason)),
+            Ok(_) => unreachable!("only answers to a save are accepted"),
+            Err(Exchange::Closed) => {
+                self.hosts.remove(&lib);
+                Err(ReloadError::Disconnected { lib })
+            }
+            Err(Exchange::TimedOut) => Err(ReloadError::SaveTimedOut { waited }),
         })
     }
 
@@ -298,11 +428,12 @@ fn hash(artifact: &Path) -> Result<String, ReloadError> {
     })
 }
 
-/// One host library's connection.
+/// One host library's connection: requests go out on `writer`; a reader thread sorts what comes
+/// back into answers (for [`HostConn::exchange`]) and events (for the event sink).
 struct HostConn {
     hello: Hello,
-    lines: Lines,
     writer: UnixStream,
+    answers: Receiver<ToRunner>,
 }
 
 /// Why an exchange ended without an answer.
@@ -312,49 +443,50 @@ enum Exchange {
 }
 
 impl HostConn {
-    /// Reads the hello of a new connection.
-    fn greet(stream: UnixStream) -> io::Result<HostConn> {
+    /// Reads the hello of a new connection and starts its reader.
+    fn greet(stream: UnixStream, sink: &EventSink) -> io::Result<HostConn> {
         let writer = stream.try_clone()?;
         let mut lines = Lines {
             reader: BufReader::new(stream),
             partial: String::new(),
         };
-        match lines.recv(Instant::now() + HELLO_TIMEOUT)? {
-            Some(ToRunner::Hello(hello)) => Ok(HostConn {
-                hello,
-                lines,
-                writer,
-            }),
-            _ => Err(io::Error::new(io::ErrorKind::InvalidData, "no hello")),
-        }
+        let hello = match lines.recv(Instant::now() + HELLO_TIMEOUT)? {
+            Some(ToRunner::Hello(hello)) => hello,
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "no hello")),
+        };
+        lines.reader.get_ref().set_read_timeout(None)?;
+        let (tx, answers) = mpsc::channel();
+        let sink = Arc::clone(sink);
+        let pid = hello.pid;
+        std::thread::Builder::new()
+            .name(format!("dylib-dev-host-{}", hello.lib))
+            .spawn(move || lines.sort(pid, &tx, &sink))?;
+        Ok(HostConn {
+            hello,
+            writer,
+            answers,
+        })
     }
 
-    /// Sends `request` and reads until its answer.
-    fn exchange(&mut self, request: &ToHost, deadline: Instant) -> Result<Outcome, Exchange> {
-        let ToHost::Reload(req) = request;
+    /// Sends `request` and waits for the answer `is_answer` accepts (older answers are skipped).
+    fn exchange(
+        &mut self,
+        request: &ToHost,
+        deadline: Instant,
+        is_answer: impl Fn(&ToRunner) -> bool,
+    ) -> Result<ToRunner, Exchange> {
+        // Answers to requests that timed out earlier.
+        while self.answers.try_recv().is_ok() {}
         self.writer
             .write_all(request.encode().as_bytes())
             .map_err(|_| Exchange::Closed)?;
         loop {
-            match self.lines.recv(deadline) {
-                Ok(Some(ToRunner::Swapped(s))) if s.lib == req.lib && s.version == req.version => {
-                    return Ok(Outcome::Swapped(s.timing));
-                }
-                Ok(Some(ToRunner::Failed(f))) if f.lib == req.lib && f.version == req.version => {
-                    return Ok(Outcome::Failed(f.reason));
-                }
-                // A late answer to an earlier request that timed out, or a message of a newer
-                // host that this runner does not know.
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.answers.recv_timeout(left) {
+                Ok(msg) if is_answer(&msg) => return Ok(msg),
                 Ok(_) => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(Exchange::TimedOut);
-                }
-                Err(_) => return Err(Exchange::Closed),
+                Err(RecvTimeoutError::Timeout) => return Err(Exchange::TimedOut),
+                Err(RecvTimeoutError::Disconnected) => return Err(Exchange::Closed),
             }
         }
     }
@@ -375,6 +507,11 @@ impl Lines {
         self.reader
             .get_ref()
             .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+        self.read()
+    }
+
+    /// Reads one message, blocking: `Ok(None)` for a line that does not decode.
+    fn read(&mut self) -> io::Result<Option<ToRunner>> {
         self.reader.read_line(&mut self.partial)?;
         if !self.partial.ends_with('\n') {
             // `read_line` returns a line without its newline only at the end of the stream.
@@ -382,5 +519,30 @@ impl Lines {
         }
         let line = std::mem::take(&mut self.partial);
         Ok(ToRunner::decode(&line).ok())
+    }
+
+    /// The reader thread: answers to `answers`, unasked reports to `sink`, until the host closes.
+    fn sort(mut self, pid: u32, answers: &mpsc::Sender<ToRunner>, sink: &EventSink) {
+        loop {
+            let msg = match self.read() {
+                Ok(Some(msg)) => msg,
+                // A message of a newer host that this runner does not know.
+                Ok(None) => continue,
+                Err(_) => return,
+            };
+            let event = match msg {
+                ToRunner::Panicked(p) => HostEvent::Panicked { pid, panic: p },
+                ToRunner::Stuck(s) => HostEvent::Stuck { pid, stuck: s },
+                ToRunner::Resumed(s) => HostEvent::Resumed { pid, resumed: s },
+                answer => {
+                    // The connection was forgotten (host restarted): nobody waits for answers.
+                    let _ = answers.send(answer);
+                    continue;
+                }
+            };
+            if let Some(sink) = sink.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                sink(event);
+            }
+        }
     }
 }

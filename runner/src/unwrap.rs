@@ -28,6 +28,14 @@ pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let project = Project::load(&args.package, false)?;
     let layout = Layout::of(&project);
     let Some(record) = Record::load(&layout.deps_dir)? else {
+        // What an interrupted `wrap` or `unwrap` can leave: staging directories, empty
+        // directories, a lock file that still lists the generated crate.
+        crate::wrap::remove_stale_staging(&layout.workspace_root);
+        let _ = std::fs::remove_dir(layout.deps_dir.join("src"));
+        let _ = std::fs::remove_dir(&layout.deps_dir);
+        if !layout.deps_dir.exists() {
+            restore_lockfile(&layout, true);
+        }
         return Err(NotWrapped {
             package: layout.package.clone(),
             record: layout
@@ -37,18 +45,27 @@ pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         }
         .into());
     };
+    // The record goes last (with the generated files): a run interrupted before can be repeated.
     let mut restored = Vec::new();
     let mut kept = Vec::new();
     for touched in &record.touched {
         let path = layout.workspace_root.join(&touched.path);
+        if let Some(dir) = path.parent() {
+            fsutil::remove_stale_temps(dir);
+        }
         match restore(&path, touched, &layout)? {
             Outcome::Unchanged => {}
             Outcome::Restored => restored.push(touched.path.display().to_string()),
             Outcome::KeptUserEdits => kept.push(touched.path.display().to_string()),
         }
+        fsutil::crash_point(&format!("restore:{}", touched.path.display()));
     }
+    fsutil::remove_stale_temps(&layout.deps_dir);
+    fsutil::remove_stale_temps(&layout.deps_dir.join("src"));
+    crate::wrap::remove_stale_staging(&layout.workspace_root);
     let leftovers = remove_generated(&layout, &record)?;
-    restore_lockfile(&layout, &record);
+    fsutil::crash_point("removed");
+    restore_lockfile(&layout, record.lockfile_existed);
     if !quiet {
         ui::status(
             "Unwrapped",
@@ -91,8 +108,9 @@ fn restore(path: &Path, touched: &TouchedFile, layout: &Layout) -> anyhow::Resul
     if current == touched.original {
         return Ok(Outcome::Unchanged);
     }
+    let rel = layout.rel(path).display().to_string();
     let write = |text: &str| {
-        fsutil::write_atomic(path, text.as_bytes())
+        fsutil::write_atomic_step(path, text.as_bytes(), Some(&rel))
             .with_context(|| format!("failed to write `{}`", path.display()))
     };
     if current == touched.ours {
@@ -187,6 +205,7 @@ fn remove_generated(layout: &Layout, record: &Record) -> anyhow::Result<Vec<Stri
         }
         std::fs::remove_file(&path)
             .with_context(|| format!("failed to remove `{}`", path.display()))?;
+        fsutil::crash_point(&format!("remove:{}", rel.display()));
     }
     let record_path = layout.deps_dir.join(RECORD_FILE);
     std::fs::remove_file(&record_path)
@@ -204,12 +223,12 @@ fn remove_generated(layout: &Layout, record: &Record) -> anyhow::Result<Vec<Stri
 ///
 /// cargo added the generated crate to the lock file; a resolve of the restored manifests drops
 /// it again and keeps every other locked version, so the file matches its state before `wrap`.
-fn restore_lockfile(layout: &Layout, record: &Record) {
+fn restore_lockfile(layout: &Layout, lockfile_existed: bool) {
     let lock = layout.workspace_root.join("Cargo.lock");
     let Ok(text) = std::fs::read_to_string(&lock) else {
         return;
     };
-    if !record.lockfile_existed {
+    if !lockfile_existed {
         if let Err(e) = std::fs::remove_file(&lock) {
             ui::warn(format!(
                 "could not remove `{}` (it did not exist before `wrap`): {e}",

@@ -218,19 +218,173 @@ impl Plan {
     }
 
     /// Writes everything: the record first (a journal), then the generated crate, then user files.
+    ///
+    /// A first wrap builds the whole generated crate, record included, in a staging directory
+    /// (`<workspace>/.dylib-dev-*.tmp`) and renames it into place: a glob of workspace members
+    /// never sees the directory without its `Cargo.toml`. A crash (or `kill -9`) at any point
+    /// leaves every file whole: the project builds, and `unwrap` (or another `wrap`) finishes the
+    /// job. A write that fails (read-only or full disk) rolls back what this run wrote; if even
+    /// that fails, the record still lets `unwrap` restore the project.
     pub fn apply(&self) -> anyhow::Result<()> {
-        let src_dir = self.layout.deps_dir.join("src");
-        std::fs::create_dir_all(&src_dir)
-            .with_context(|| format!("failed to create `{}`", src_dir.display()))?;
-        self.record.save(&self.layout.deps_dir)?;
-        for write in self.generated.iter().chain(&self.touched) {
-            if write.before.as_deref() == Some(write.after.as_str()) {
-                continue;
-            }
-            fsutil::write_atomic(&write.path, write.after.as_bytes())
-                .with_context(|| format!("failed to write `{}`", write.path.display()))?;
+        let deps_dir = &self.layout.deps_dir;
+        let src_dir = deps_dir.join("src");
+        remove_stale_staging(&self.layout.workspace_root);
+        for dir in [deps_dir.clone(), src_dir.clone()].into_iter().chain(
+            self.touched
+                .iter()
+                .filter_map(|w| w.path.parent().map(Path::to_path_buf)),
+        ) {
+            fsutil::remove_stale_temps(&dir);
         }
+        let fresh = !deps_dir.exists() || is_empty_dir(deps_dir);
+        let record_path = deps_dir.join(crate::record::RECORD_FILE);
+        let previous_record = std::fs::read(&record_path).ok();
+        let mut done: Vec<&FileWrite> = Vec::new();
+        let result = (|| -> anyhow::Result<()> {
+            let mut generated: Vec<&FileWrite> = self.generated.iter().collect();
+            if fresh {
+                self.stage_generated_crate()?;
+                generated.clear();
+            } else {
+                self.record.save(deps_dir)?;
+                fsutil::crash_point("record");
+            }
+            for write in generated.into_iter().chain(&self.touched) {
+                if write.before.as_deref() == Some(write.after.as_str()) {
+                    continue;
+                }
+                let rel = self.layout.rel(&write.path).display().to_string();
+                fsutil::write_atomic_step(&write.path, write.after.as_bytes(), Some(&rel))
+                    .with_context(|| format!("failed to write `{}`", write.path.display()))?;
+                done.push(write);
+                fsutil::crash_point(&format!("write:{rel}"));
+            }
+            Ok(())
+        })();
+        let Err(err) = result else {
+            return Ok(());
+        };
+        let undo = self.roll_back(&done, fresh, previous_record.as_deref(), &record_path);
+        Err(match undo {
+            Ok(()) => anyhow::anyhow!(
+                "{err:#}\n  note: nothing was changed: dylib-dev rolled back what it had written"
+            ),
+            Err(why) => anyhow::anyhow!(
+                "{err:#}\n  note: could not roll back ({why}); once the disk is writable, `dylib-dev unwrap` restores your files from `{}`",
+                record_path.display()
+            ),
+        })
+    }
+
+    /// Writes the generated crate and the record into a staging directory and renames it to the
+    /// crate's place (which is missing or empty).
+    fn stage_generated_crate(&self) -> anyhow::Result<()> {
+        let deps_dir = &self.layout.deps_dir;
+        let root = &self.layout.workspace_root;
+        let staging = tempfile::Builder::new()
+            .prefix(STAGING_PREFIX)
+            .suffix(STAGING_SUFFIX)
+            .tempdir_in(root)
+            .with_context(|| {
+                format!(
+                    "failed to create a staging directory in `{}`",
+                    root.display()
+                )
+            })?;
+        let in_staging = |path: &Path| {
+            staging
+                .path()
+                .join(path.strip_prefix(deps_dir).unwrap_or(path))
+        };
+        std::fs::create_dir_all(staging.path().join("src"))
+            .with_context(|| format!("failed to write `{}`", staging.path().display()))?;
+        self.record.save(staging.path())?;
+        for write in &self.generated {
+            let path = in_staging(&write.path);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("failed to create `{}`", dir.display()))?;
+            }
+            fsutil::write_atomic(&path, write.after.as_bytes())
+                .with_context(|| format!("failed to write `{}`", path.display()))?;
+        }
+        fsutil::crash_point("staged");
+        // An empty directory in the way (`rename` replaces only an empty directory anyway).
+        let _ = std::fs::remove_dir(deps_dir.join("src"));
+        let _ = std::fs::remove_dir(deps_dir);
+        if let Some(parent) = deps_dir.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("failed to create `{}`", parent.display()))?;
+        }
+        let staged = staging.keep();
+        if let Err(e) = std::fs::rename(&staged, deps_dir) {
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(e).with_context(|| format!("failed to create `{}`", deps_dir.display()));
+        }
+        if let Ok(dir) = std::fs::File::open(root) {
+            let _ = dir.sync_all();
+        }
+        fsutil::crash_point("record");
         Ok(())
+    }
+
+    /// Undoes the writes of a failed [`Plan::apply`], newest first.
+    fn roll_back(
+        &self,
+        done: &[&FileWrite],
+        fresh: bool,
+        previous_record: Option<&[u8]>,
+        record_path: &Path,
+    ) -> Result<(), String> {
+        let mut failed = Vec::new();
+        for write in done.iter().rev() {
+            let undone = match &write.before {
+                Some(before) => fsutil::write_atomic(&write.path, before.as_bytes()),
+                None => std::fs::remove_file(&write.path),
+            };
+            if let Err(e) = undone {
+                failed.push(format!("`{}`: {e}", write.path.display()));
+            }
+        }
+        let deps_dir = &self.layout.deps_dir;
+        if fresh {
+            // All of it is this run's.
+            if deps_dir.exists()
+                && let Err(e) = std::fs::remove_dir_all(deps_dir)
+            {
+                failed.push(format!("`{}`: {e}", deps_dir.display()));
+            }
+        } else if let Some(bytes) = previous_record
+            && let Err(e) = fsutil::write_atomic(record_path, bytes)
+        {
+            failed.push(format!("`{}`: {e}", record_path.display()));
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join(", "))
+        }
+    }
+}
+
+/// Prefix and suffix of the staging directory of a first wrap.
+const STAGING_PREFIX: &str = ".dylib-dev-";
+const STAGING_SUFFIX: &str = ".tmp";
+
+/// Removes staging directories an interrupted `wrap` left in the workspace root.
+pub fn remove_stale_staging(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(STAGING_PREFIX)
+            && name.ends_with(STAGING_SUFFIX)
+            && entry.file_type().is_ok_and(|t| t.is_dir())
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -285,6 +439,14 @@ fn plan_and_apply(
         ));
     }
     if plan.is_noop() {
+        // A run interrupted before it settled the lock file leaves that for this one.
+        let lock = plan.layout.workspace_root.join("Cargo.lock");
+        if lockfile_existed
+            && std::fs::read_to_string(&lock)
+                .is_ok_and(|t| !t.contains(&format!("name = \"{}\"", plan.layout.deps_crate)))
+        {
+            crate::project::settle_lockfile(&plan.layout.workspace_root.join("Cargo.toml"));
+        }
         if !quiet {
             ui::status(
                 "Unchanged",
@@ -323,6 +485,7 @@ fn plan_and_apply(
         return Ok(ExitCode::SUCCESS);
     }
     plan.apply()?;
+    fsutil::crash_point("applied");
     // cargo would add the new crate to Cargo.lock on its next run; do it now, so that a second
     // `wrap` finds nothing to change and `unwrap` knows exactly what to take back out.
     if lockfile_existed
@@ -1004,6 +1167,63 @@ pub fn relative_path(target: &Path, base: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plan that generates one file and modifies `a.txt` then `b`, where `b` is a directory: the
+    /// second user file cannot be written.
+    fn failing_plan(root: &Path) -> Plan {
+        std::fs::write(root.join("a.txt"), "A").unwrap();
+        std::fs::create_dir(root.join("b")).unwrap();
+        std::fs::write(root.join("b/inside"), "x").unwrap();
+        let deps_dir = root.join("app-deps");
+        let write = |path: PathBuf, before: Option<&str>, after: &str| FileWrite {
+            path,
+            before: before.map(str::to_string),
+            after: after.to_string(),
+        };
+        Plan {
+            layout: Layout {
+                package: "app".into(),
+                deps_crate: "app-deps".into(),
+                deps_lib: "app_deps".into(),
+                deps_dir: deps_dir.clone(),
+                workspace_root: root.to_path_buf(),
+                package_dir: root.to_path_buf(),
+            },
+            wrapped: Vec::new(),
+            dropped: Vec::new(),
+            record: Record::new("app", "app-deps", true),
+            generated: vec![write(deps_dir.join("Cargo.toml"), None, "[package]")],
+            touched: vec![
+                write(root.join("a.txt"), Some("A"), "A2"),
+                write(root.join("b"), Some("B"), "B2"),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_failed_write_rolls_back_every_earlier_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = failing_plan(dir.path());
+        let err = plan.apply().unwrap_err().to_string();
+        assert!(
+            err.contains("failed to write `") && err.contains("nothing was changed"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
+            "A"
+        );
+        assert!(
+            !dir.path().join("app-deps").exists(),
+            "the generated crate is gone"
+        );
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a.txt", "b"], "no staging or temp files left");
+    }
 
     #[test]
     fn relative_paths() {

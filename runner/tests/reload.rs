@@ -130,3 +130,123 @@ fn a_child_host_started_with_host_env_reloads() {
     let err = server.reload("logic", 2, &v1, LONG).unwrap_err();
     assert!(matches!(err, ReloadError::Disconnected { .. }), "{err}");
 }
+
+/// A library whose `add(ms, b)` sleeps `ms` milliseconds, then returns `b`.
+const SLOW: &str = r#"
+#[unsafe(no_mangle)]
+pub extern "Rust" fn text() -> String { String::from("slow") }
+#[unsafe(no_mangle)]
+pub extern "C" fn add(a: u32, b: u32) -> u32 {
+    std::thread::sleep(std::time::Duration::from_millis(a as u64));
+    b
+}
+"#;
+
+#[test]
+fn stuck_calls_reach_the_event_sink_with_the_hosts_pid() {
+    use dylib_dev::reload::HostEvent;
+    let slow = build_logic(SLOW);
+    let mut server = ReloadServer::start_in(&test_base()).unwrap();
+    let (tx, events) = std::sync::mpsc::channel();
+    server.on_event(move |e| {
+        let _ = tx.send(e);
+    });
+    server.set_hang_threshold(Duration::from_millis(100));
+    let env: HashMap<_, _> = server
+        .host_env(&[("logic", &slow)])
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(env[protocol::ENV_HANG_MS], "100");
+    let lib: HotLib<logic::Symbols> = HotLib::builder("logic")
+        .artifact(&env[&protocol::lib_env_var("logic")])
+        .socket(&env[ENV_SOCKET])
+        .copies_in(&env[ENV_DIR])
+        .hang_after(Duration::from_millis(100))
+        .open()
+        .unwrap();
+    server.wait_for_host("logic", LONG).unwrap();
+    assert_eq!(lib.call(|s| s.add(500, 3)), 3);
+    let me = std::process::id();
+    match events.recv_timeout(LONG).unwrap() {
+        HostEvent::Stuck { pid, stuck } => {
+            assert_eq!((pid, stuck.function.as_str()), (me, "add"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        events.recv_timeout(LONG).unwrap(),
+        HostEvent::Resumed { pid, .. } if pid == me
+    ));
+    // A host without hand-off state says so at once.
+    let outcome = server
+        .save_state(Duration::from_millis(200))
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&outcome, dylib_dev::reload::SaveOutcome::Unsaved(why) if why.contains("no hand-off state")),
+        "{outcome:?}"
+    );
+}
+
+/// Set in the child: run as a host that keeps a `Persistent` counter.
+const STATE_CHILD: &str = "DYLIB_DEV_TEST_STATE_CHILD";
+
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct Counter {
+    counter: u64,
+}
+
+#[test]
+fn state_saved_by_one_host_is_restored_by_the_next() {
+    if let Some(add) = std::env::var_os(STATE_CHILD) {
+        let state = dylib_dev_runtime::state::Persistent::<Counter>::restore_or_default();
+        state.lock().counter += add.to_str().unwrap().parse::<u64>().unwrap();
+        println!("COUNTER {}", state.lock().counter);
+        // Connect, then wait for the runner to save and kill this host.
+        let _text = logic::text();
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+    let v1 = build_logic(V1);
+    let mut server = ReloadServer::start_in(&test_base()).unwrap();
+    let run_host = |server: &mut ReloadServer, add: u64| {
+        server.forget_hosts();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "state_saved_by_one_host_is_restored_by_the_next",
+                "--nocapture",
+                "--quiet",
+            ])
+            .env(STATE_CHILD, add.to_string())
+            .envs(server.host_env(&[("logic", &v1)]).unwrap())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let counter = BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map(Result::unwrap)
+            .find_map(|l| l.strip_prefix("COUNTER ").map(str::to_string))
+            .expect("a COUNTER line");
+        server.wait_for_host("logic", LONG).unwrap();
+        let saved = server.save_state(Duration::from_secs(5)).unwrap().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        (counter.parse::<u64>().unwrap(), saved)
+    };
+    let (first, saved) = run_host(&mut server, 5);
+    assert_eq!(first, 5);
+    assert!(
+        matches!(saved, dylib_dev::reload::SaveOutcome::Saved(n) if n > 0),
+        "{saved:?}"
+    );
+    assert!(server.state_file().is_file());
+    let (second, _) = run_host(&mut server, 2);
+    assert_eq!(
+        second, 7,
+        "the second host continued from the first one's state"
+    );
+}

@@ -85,15 +85,19 @@ mod unix {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { return };
             // Anything else is from a newer runner; ignoring it keeps this host working.
-            let Ok(ToHost::Reload(req)) = ToHost::decode(&line) else {
+            let Ok(msg) = ToHost::decode(&line) else {
                 continue;
             };
             // Weak: the thread must not keep a dropped library alive.
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            if req.lib == shared.name() {
-                shared.handle_reload(&req);
+            match msg {
+                ToHost::Reload(req) if req.lib == shared.name() => shared.handle_reload(&req),
+                ToHost::Reload(_) => {}
+                ToHost::Save(save) => {
+                    shared.send_to_runner(&crate::state::save_for_runner(save.timeout));
+                }
             }
         }
     }

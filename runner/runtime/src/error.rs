@@ -48,10 +48,12 @@ pub enum Error {
         actual: String,
     },
     /// `dlopen` refused the copy.
-    #[error("cannot load {path}: {source}{hint}")]
+    #[error("cannot load {path}: {detail}{hint}")]
     Load {
         /// The copy that was opened.
         path: PathBuf,
+        /// The loader's error with its cause (`dlerror()`'s text).
+        detail: String,
         /// The loader's error.
         source: libloading::Error,
         /// Advice when the cause is recognisable, else empty.
@@ -72,6 +74,19 @@ pub enum Error {
         path: PathBuf,
         /// What the hook said.
         reason: String,
+    },
+    /// The new version was compiled with another layout of a shared type than the host or the
+    /// running version: new code must not run on old values.
+    #[error(
+        "layout of `{ty}` differs from {against} ({changes}); new code must not run on old values"
+    )]
+    Layout {
+        /// The type that changed.
+        ty: String,
+        /// What it is compared with: "the host's build" or "the running version".
+        against: &'static str,
+        /// What changed, `; `-separated.
+        changes: String,
     },
     /// The runner's control socket could not be reached.
     #[error("cannot connect to the runner at {path}: {source}")]

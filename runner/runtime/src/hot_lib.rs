@@ -6,11 +6,12 @@
 //! then closes the old library and deletes its copy. Any failure in prepare leaves the old version
 //! running untouched.
 
+use crate::boundary::{Monitor, install_panic_hook, start_watchdog, take_raised};
 use crate::channel::Channel;
 use crate::private_dir::{PrivateDir, default_base};
 use crate::protocol::{self, Failed, Hello, SwapTiming, Swapped, ToRunner};
 use crate::symbols::{SymbolSource, Symbols};
-use crate::{Error, hash};
+use crate::{Error, LAYOUT_SYMBOL, Layout, Panic, hash};
 use libloading::Library;
 use std::fs;
 use std::ops::Deref;
@@ -56,6 +57,7 @@ pub struct Builder<S> {
     copies_base: Option<PathBuf>,
     policy: SwapPolicy,
     validate: Option<Validator<S>>,
+    hang: Option<Duration>,
 }
 
 impl<S: Symbols> Builder<S> {
@@ -70,6 +72,7 @@ impl<S: Symbols> Builder<S> {
             copies_base: None,
             policy: SwapPolicy::default(),
             validate: None,
+            hang: None,
         }
     }
 
@@ -82,7 +85,17 @@ impl<S: Symbols> Builder<S> {
         b.hash = var(&protocol::hash_env_var(name)).map(|v| v.to_string_lossy().into_owned());
         b.socket = var(protocol::ENV_SOCKET).map(PathBuf::from);
         b.copies_base = var(protocol::ENV_DIR).map(PathBuf::from);
+        b.hang = var(protocol::ENV_HANG_MS)
+            .and_then(|v| v.to_str()?.parse().ok())
+            .map(Duration::from_millis);
         b
+    }
+
+    /// Reports a call into the library that runs longer than `threshold` to the runner as stuck
+    /// (default: `DYLIB_DEV_HANG_MS`, else 10 s). Only with a runner connected.
+    pub fn hang_after(mut self, threshold: Duration) -> Self {
+        self.hang = Some(threshold);
+        self
     }
 
     /// Loads this artifact instead of searching for one.
@@ -140,32 +153,47 @@ impl<S: Symbols> Builder<S> {
             Some(path) => Some(Channel::connect(path)?),
             None => None,
         };
+        let hang = self
+            .hang
+            .unwrap_or(Duration::from_millis(protocol::DEFAULT_HANG_MS));
+        let monitor = Arc::new(Monitor::new(self.name, channel, hang));
+        install_panic_hook();
         let mut shared = Shared {
-            name: self.name,
+            monitor,
             policy: self.policy,
             validate: self.validate,
             next_copy: AtomicU64::new(0),
             version: AtomicU64::new(0),
             current: None,
+            running_layout: Mutex::new(None),
+            lingering: AtomicU64::new(0),
+            lingering_bytes: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
-            channel,
             copies,
         };
-        let first = shared.prepare(&artifact, self.hash.as_deref(), 0)?;
+        let mut first = shared.prepare(&artifact, self.hash.as_deref(), 0)?;
+        first.loaded.ran = true;
         let hello = ToRunner::Hello(Hello {
             protocol: protocol::PROTOCOL_VERSION,
             pid: std::process::id(),
-            lib: shared.name.clone(),
+            lib: shared.name().to_string(),
             version: 0,
             hash: first.loaded.hash.clone(),
+            save: true,
         });
+        *shared
+            .running_layout
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner) = first.loaded.layout.clone();
         shared.current = Some(RwLock::new(first.loaded));
         let shared = Arc::new(shared);
-        let reader = match &shared.channel {
+        let reader = match &shared.monitor.channel {
             Some(channel) => {
                 shared.send(&hello);
-                Some(channel.spawn_reader(Arc::downgrade(&shared))?)
+                let reader = channel.spawn_reader(Arc::downgrade(&shared))?;
+                start_watchdog(&shared.monitor);
+                Some(reader)
             }
             None => None,
         };
@@ -203,6 +231,21 @@ impl<S: Symbols> HotLib<S> {
         f(&self.lock())
     }
 
+    /// Like [`HotLib::call`], but a panic in the library comes back as `Err` instead of unwinding
+    /// into the host (it was reported to the runner already). The version keeps running: the host
+    /// decides what a failed call means (skip the frame, show the error, wait for a fix with
+    /// [`HotLib::wait_for_reload`]). A panic of the host's own code inside `f` unwinds as usual.
+    pub fn try_call<R>(&self, f: impl FnOnce(&S) -> R) -> Result<R, Panic> {
+        let guard = self.lock();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&guard))) {
+            Ok(value) => Ok(value),
+            Err(payload) => match take_raised(&*payload) {
+                Some(panic) => Err(panic),
+                None => std::panic::resume_unwind(payload),
+            },
+        }
+    }
+
     /// Pins the current version until the guard drops: several calls on one version, e.g. for
     /// a whole frame. A pending swap waits for it, so do not keep it across a blocking wait, and
     /// do not take a second guard (or call [`HotLib::call`]) on the same thread while holding
@@ -219,7 +262,7 @@ impl<S: Symbols> HotLib<S> {
 
     /// The library's name.
     pub fn name(&self) -> &str {
-        &self.shared.name
+        self.shared.name()
     }
 
     /// The running version: 0 for the first, then the runner's number of each swap.
@@ -230,7 +273,7 @@ impl<S: Symbols> HotLib<S> {
 
     /// Whether a runner is connected, i.e. reloads can happen at all.
     pub fn is_reloadable(&self) -> bool {
-        self.shared.channel.is_some()
+        self.shared.monitor.channel.is_some()
     }
 
     /// The private directory holding this library's copies.
@@ -279,7 +322,8 @@ impl<S: Symbols> HotLib<S> {
 
 impl<S: Symbols> Drop for HotLib<S> {
     fn drop(&mut self) {
-        if let Some(channel) = &self.shared.channel {
+        self.shared.monitor.close();
+        if let Some(channel) = &self.shared.monitor.channel {
             channel.shutdown();
         }
         if let Some(reader) = self.reader.take() {
@@ -359,6 +403,12 @@ struct Loaded<S> {
     symbols: S,
     version: u64,
     hash: String,
+    /// The layout the library exports (`layout!`), if it does.
+    layout: Option<Layout>,
+    /// Must never be closed once it ran (see [`crate::elf`]).
+    stay_mapped: bool,
+    /// It became the running version (a refused or superseded one never ran any code).
+    ran: bool,
     lib: Option<Library>,
     /// Held for its `Drop`, which deletes the file.
     _copy: CopyFile,
@@ -366,10 +416,14 @@ struct Loaded<S> {
 
 impl<S> Drop for Loaded<S> {
     fn drop(&mut self) {
-        // Close before the copy is deleted (field drop, after this). glibc keeps a library that
-        // registered thread-local destructors mapped anyway; the copy's name stays unique.
+        // Close before the copy is deleted (field drop, after this); the copy's name stays unique.
         if let Some(lib) = self.lib.take() {
-            let _ = lib.close();
+            if self.ran && self.stay_mapped {
+                // Thread-local destructors may point into it: never unmap it.
+                std::mem::forget(lib);
+            } else {
+                let _ = lib.close();
+            }
         }
     }
 }
@@ -413,7 +467,8 @@ impl<S> Default for State<S> {
 
 /// Everything a [`HotLib`] and its control thread share.
 pub(crate) struct Shared<S> {
-    name: String,
+    /// The library's name, its connection to the runner, what was reported on it.
+    monitor: Arc<Monitor>,
     policy: SwapPolicy,
     validate: Option<Validator<S>>,
     next_copy: AtomicU64,
@@ -421,9 +476,13 @@ pub(crate) struct Shared<S> {
     version: AtomicU64,
     /// `None` only while opening.
     current: Option<RwLock<Loaded<S>>>,
+    /// The running version's exported layout, readable without the version lock.
+    running_layout: Mutex<Option<Layout>>,
+    /// Old versions kept mapped (see [`Loaded::stay_mapped`]), and their size.
+    lingering: AtomicU64,
+    lingering_bytes: AtomicU64,
     state: Mutex<State<S>>,
     changed: Condvar,
-    channel: Option<Channel>,
     // Last: the directory goes after every library in it is closed.
     copies: PrivateDir,
 }
@@ -441,7 +500,7 @@ impl<S: Symbols> Shared<S> {
 
     /// The library's name.
     pub(crate) fn name(&self) -> &str {
-        &self.name
+        &self.monitor.lib
     }
 
     /// Copies, verifies, loads, resolves and validates `artifact` as `version`.
@@ -455,7 +514,7 @@ impl<S: Symbols> Shared<S> {
         let file_name = artifact
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| format!("{}.so", self.name));
+            .unwrap_or_else(|| format!("{}.so", self.name()));
         // A counter, not the runner's version: names must stay unique whatever the runner sends.
         let n = self.next_copy.fetch_add(1, Ordering::Relaxed);
         let copy = CopyFile(self.copies.path().join(format!("{n}-{file_name}")));
@@ -478,15 +537,26 @@ impl<S: Symbols> Shared<S> {
         let start = Instant::now();
         // SAFETY: loading runs the library's initialisers. It is the logic library the user builds
         // for this host, loaded on purpose; that is the premise of the whole crate.
-        let lib = unsafe { open_library(&copy.0) }.map_err(|source| Error::Load {
-            hint: noexec_hint(&source),
-            path: copy.0.clone(),
-            source,
+        let lib = unsafe { open_library(&copy.0) }.map_err(|source| {
+            let detail = loader_detail(&source);
+            Error::Load {
+                hint: noexec_hint(&detail),
+                path: copy.0.clone(),
+                detail,
+                source,
+            }
         })?;
         let symbols = S::resolve(&SymbolSource {
             lib: &lib,
             path: artifact,
+            monitor: &self.monitor,
+            version,
         })?;
+        let layout = self.check_layout(&lib, artifact)?;
+        #[cfg(target_os = "linux")]
+        let stay_mapped = crate::elf::must_stay_mapped(&copy.0);
+        #[cfg(not(target_os = "linux"))]
+        let stay_mapped = false;
         if let Some(check) = &self.validate {
             check(&symbols).map_err(|reason| Error::Rejected {
                 path: artifact.to_path_buf(),
@@ -498,6 +568,9 @@ impl<S: Symbols> Shared<S> {
                 symbols,
                 version,
                 hash: actual,
+                layout,
+                stay_mapped,
+                ran: false,
                 lib: Some(lib),
                 _copy: copy,
             },
@@ -507,8 +580,9 @@ impl<S: Symbols> Shared<S> {
     }
 
     /// Makes `prepared` the running version once no call is in flight, then unloads the old one.
-    fn swap(&self, prepared: Prepared<S>) -> Swapped {
+    fn swap(&self, mut prepared: Prepared<S>) -> Swapped {
         let version = prepared.loaded.version;
+        prepared.loaded.ran = true;
         let start = Instant::now();
         let old = {
             let mut current = self
@@ -516,14 +590,24 @@ impl<S: Symbols> Shared<S> {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
             self.version.store(version, Ordering::Release);
+            *self
+                .running_layout
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = prepared.loaded.layout.clone();
             std::mem::replace(&mut *current, prepared.loaded)
         };
+        self.monitor.swapped_to(version);
         let wait = start.elapsed();
         // Outside the lock: callers run the new version while the old one closes.
         let start = Instant::now();
+        if old.stay_mapped {
+            self.lingering.fetch_add(1, Ordering::Relaxed);
+            let size = fs::metadata(&old._copy.0).map_or(0, |m| m.len());
+            self.lingering_bytes.fetch_add(size, Ordering::Relaxed);
+        }
         drop(old);
         Swapped {
-            lib: self.name.clone(),
+            lib: self.name().to_string(),
             version,
             timing: SwapTiming {
                 copy: prepared.copy,
@@ -531,6 +615,8 @@ impl<S: Symbols> Shared<S> {
                 wait,
                 unload: start.elapsed(),
             },
+            lingering: self.lingering.load(Ordering::Relaxed),
+            lingering_bytes: self.lingering_bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -540,7 +626,7 @@ impl<S: Symbols> Shared<S> {
             Ok(prepared) => prepared,
             Err(e) => {
                 return self.finish(ReloadEvent::Failed(Failed {
-                    lib: self.name.clone(),
+                    lib: self.name().to_string(),
                     version: req.version,
                     reason: e.to_string(),
                 }));
@@ -562,7 +648,7 @@ impl<S: Symbols> Shared<S> {
                     let version = old.loaded.version;
                     drop(old);
                     self.finish(ReloadEvent::Failed(Failed {
-                        lib: self.name.clone(),
+                        lib: self.name().to_string(),
                         version,
                         reason: format!(
                             "superseded by version {} before the host's update()",
@@ -590,10 +676,62 @@ impl<S: Symbols> Shared<S> {
     }
 
     fn send(&self, msg: &ToRunner) {
-        if let Some(channel) = &self.channel {
-            channel.send(msg);
-        }
+        self.monitor.send(msg);
     }
+
+    /// Sends `msg` to the runner, if one is connected.
+    pub(crate) fn send_to_runner(&self, msg: &ToRunner) {
+        self.send(msg);
+    }
+
+    /// The layout guard: the new library's exported layout against the host's view (if the host
+    /// declares one) and against the running version's (if it exported one).
+    fn check_layout(&self, lib: &Library, artifact: &Path) -> Result<Option<Layout>, Error> {
+        let exported = exported_layout(lib).map_err(|reason| Error::Rejected {
+            path: artifact.to_path_buf(),
+            reason,
+        })?;
+        let running = self
+            .running_layout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let empty = Layout::default();
+        // The running version first: it lists fields the host may list without.
+        for (old, against) in [
+            (running, "the running version"),
+            (S::layout(), "the host's build"),
+        ] {
+            let Some(old) = old else { continue };
+            let new = exported.as_ref().unwrap_or(&empty);
+            if let Some(m) = old.mismatch(new) {
+                let changes = if exported.is_none() {
+                    "the new build exports no layout: add `dylib_dev_runtime::layout!(...)` to the library".to_string()
+                } else {
+                    m.changes.join("; ")
+                };
+                return Err(Error::Layout {
+                    ty: m.ty,
+                    against,
+                    changes,
+                });
+            }
+        }
+        Ok(exported)
+    }
+}
+
+/// The layout a library exports with [`layout!`](crate::layout), if it does.
+fn exported_layout(lib: &Library) -> Result<Option<Layout>, String> {
+    // SAFETY: `layout!` defines the symbol with exactly this signature.
+    let Ok(get) = (unsafe { lib.get::<extern "Rust" fn() -> String>(LAYOUT_SYMBOL) }) else {
+        return Ok(None);
+    };
+    let get = *get;
+    let text = std::panic::catch_unwind(get).map_err(|_| format!("`{LAYOUT_SYMBOL}` panicked"))?;
+    Layout::decode(&text)
+        .map(Some)
+        .ok_or_else(|| format!("`{LAYOUT_SYMBOL}` returned no layout: {text:?}"))
 }
 
 /// Opens with `RTLD_NOW`: an unresolvable reference fails the reload now, while the old version
@@ -612,8 +750,21 @@ unsafe fn open_library(path: &Path) -> Result<Library, libloading::Error> {
     unsafe { Library::new(path) }
 }
 
-fn noexec_hint(e: &libloading::Error) -> &'static str {
-    if e.to_string().contains("failed to map segment") {
+/// The loader's error and its causes, e.g. `dlopen failed: liblogic.so: undefined symbol: ...`
+/// (libloading keeps `dlerror()`'s text in the cause).
+fn loader_detail(e: &libloading::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+fn noexec_hint(detail: &str) -> &'static str {
+    if detail.contains("failed to map segment") {
         " (is the copies directory on a noexec mount? set DYLIB_DEV_DIR to another directory)"
     } else {
         ""

@@ -30,11 +30,56 @@
 //! 2. The host's control thread (started by [`HotLib`]) wakes on it at once, copies the artifact
 //!    to a new, uniquely named file in a private directory, checks its hash, `dlopen`s it and
 //!    resolves every declared function. Meanwhile the host keeps running the old version.
+//!    It checks the [layout guard](#layout-guard) before anything of the new version runs.
 //! 3. At a safe point (no call in flight; see [`SwapPolicy`]) the new version replaces the old,
 //!    the old library is closed and its copy deleted.
 //! 4. The host answers `swapped` with the time of each step, or `failed` with the reason, in
 //!    which case the old version simply keeps running (load error, missing symbol, hash
-//!    mismatch, refused by the [`Builder::validate`] hook).
+//!    mismatch, layout change, refused by the [`Builder::validate`] hook).
+//!
+//! # Panics
+//!
+//! Every call into the library passes [`call_boundary`], which catches a panic (host, logic and
+//! deps share one `libstd` under `-C prefer-dynamic`, so the unwind is an ordinary Rust one),
+//! reports it to the runner (`panicked`, with message, `file:line:col` and thread; once per
+//! version and place, so a panic in every frame is shown once) and then:
+//!
+//! - the generated free functions (`logic::step(..)`) and `Symbols` methods **re-raise it in the
+//!   host**, as the message in a `String` payload: exactly where a statically linked call would
+//!   have panicked. A wrapper cannot invent a return value, so this is the only honest default.
+//! - **`logic::try_call(|s| s.step(..))`** ([`HotLib::try_call`]) **returns it** as
+//!   `Err(`[`Panic`]`)`. The host keeps running the same version (the previous one is unloaded)
+//!   and decides what a failed call means. A game loop skips the frame (or draws the error) and
+//!   keeps calling, so the next build that fixes the panic is swapped in as usual; a REPL prints
+//!   the error and shows its prompt; a host that prefers to stop until the fix calls
+//!   `logic::lib().wait_for_reload(..)`.
+//!
+//! The usual panic message (and backtrace, with `RUST_BACKTRACE`) is printed for the first panic
+//! of a version at a place. A panic that escapes an `extern "C"` function aborts the host (Rust
+//! rules): declare functions that may panic `extern "Rust"` (or `"C-unwind"`).
+//!
+//! # Hangs
+//!
+//! A call that runs longer than the hang threshold (`DYLIB_DEV_HANG_MS`, from the runner's
+//! `hang-timeout-ms`, default 10 s) is reported as `stuck` by a watchdog thread, and as `resumed`
+//! if it returns. A stuck host cannot swap (the swap waits for calls to end): the runner restarts
+//! it with the next build instead of waiting forever.
+//!
+//! # Layout guard
+//!
+//! The logic crate exports the layout of the types it shares with the host with [`layout!`]
+//! (`dylib_dev_runtime::layout!(State { counter, players }, Mode);`): name, size and alignment of
+//! each type, and for the braced form each field's name, type and offset, the field list checked
+//! complete by the compiler. Before a version may run, its layout is compared with the running
+//! version's, and with the host's own view if `hot_module!` declares one (`layout!(State);` as
+//! its first line). Any difference refuses the version, naming the type and what changed, and the
+//! runner restarts the host: new code never runs on old values.
+//!
+//! # State hand-off
+//!
+//! With the `state` feature, `state::Persistent` keeps host state across a restart: saved (as
+//! JSON, serde) when the runner asks before it stops the host, restored at the next start. See
+//! [`state`].
 //!
 //! # Environment
 //!
@@ -46,6 +91,8 @@
 //! | `DYLIB_DEV_HASH_<NAME>` | its hash, `blake3:<hex>`; a copy that differs is refused |
 //! | `DYLIB_DEV_SOCKET` | the runner's control socket; without it nothing reloads |
 //! | `DYLIB_DEV_DIR` | a private directory for the host's copies (default `$XDG_RUNTIME_DIR`, else the temp dir) |
+//! | `DYLIB_DEV_HANG_MS` | a call running this long is reported stuck (default 10000) |
+//! | `DYLIB_DEV_STATE` | the hand-off file of `state::Persistent` |
 //!
 //! A host started without the runner (plain `cargo run`) finds `lib<name>.so` next to its
 //! executable (or in `deps/`, or one level up for examples and tests) and runs it without
@@ -54,26 +101,50 @@
 //! # Copies
 //!
 //! Every version is loaded from its own copy, so a build can never overwrite a mapped file. The
-//! copies live in a directory created with mode 0700 and a random name, locked while the host
-//! runs; directories left by a killed host are removed when the next host starts.
+//! copies (mode 0600) live in a directory created with mode 0700 and a random name, locked while
+//! the host runs; directories left by a killed host are removed when the next host starts. Each
+//! copy's BLAKE3 hash must equal the one the runner computed of cargo's artifact before it is
+//! loaded.
 //!
 //! # Platforms
 //!
 //! Built and tested on Linux. The control channel is a Unix domain socket; elsewhere a host runs
-//! without reloading. On glibc a library that registered thread-local destructors stays mapped
-//! after `dlclose`; its copy is deleted anyway.
+//! without reloading.
+//!
+//! # Unloading
+//!
+//! An old version is closed (`dlclose`) and its copy deleted as soon as it is swapped out, so
+//! memory stays flat over any number of reloads, with one exception on Linux: a library that
+//! shares `libstd` with the host and has thread-locals of its own is **kept mapped** (its copy is
+//! still deleted). std registers thread-local destructors under libstd's handle, so glibc would
+//! unload such a library while destructors pointing into it are pending, and the next thread exit
+//! would crash the host. [`Swapped::lingering`](protocol::Swapped::lingering) counts these versions;
+//! each costs the pages of the library it touched. Keep thread-locals in the host or the deps
+//! dylib to avoid it.
 
+mod boundary;
 mod channel;
+#[cfg(target_os = "linux")]
+mod elf;
 mod error;
 mod hash;
 mod hot_lib;
+mod layout;
 pub mod private_dir;
 pub mod protocol;
+pub mod state;
 mod symbols;
 
+pub use boundary::{CallContext, CallSite, Panic, call_boundary, resume_panic};
+#[cfg(target_os = "linux")]
+#[doc(hidden)]
+pub use elf::must_stay_mapped as __must_stay_mapped;
 pub use error::Error;
 pub use hash::{HASH_PREFIX, hash_file};
 pub use hot_lib::{
     Builder, Guard, HotLib, LazyHotLib, ReloadEvent, SwapPolicy, artifact_file_name,
 };
-pub use symbols::{SymbolSource, Symbols, call_boundary};
+#[doc(hidden)]
+pub use layout::field_type_name as __field_type_name;
+pub use layout::{FieldLayout, LAYOUT_SYMBOL, Layout, LayoutMismatch, TypeLayout};
+pub use symbols::{SymbolSource, Symbols};

@@ -12,14 +12,22 @@
 //! or messages without breaking an older peer.
 //!
 //! ```text
-//! host   -> runner  hello protocol=1 pid=4242 lib=logic version=0 hash=blake3:9f86…
+//! host   -> runner  hello protocol=1 pid=4242 lib=logic version=0 hash=blake3:9f86… save=1
 //! runner -> host    reload lib=logic version=3 path=/home/me/game/target/dylib-dev/debug/liblogic.so hash=blake3:6030…
-//! host   -> runner  swapped lib=logic version=3 copy_us=180 load_us=95 wait_us=4 unload_us=30
+//! host   -> runner  swapped lib=logic version=3 copy_us=180 load_us=95 wait_us=4 unload_us=30 lingering=0 lingering_bytes=0
 //! host   -> runner  failed lib=logic version=4 reason=symbol%20%60step%60%20missing…
+//! host   -> runner  panicked lib=logic version=4 function=step thread=main message=boom location=logic/src/lib.rs:9:5
+//! host   -> runner  stuck lib=logic version=4 function=step thread=main ms=10000
+//! host   -> runner  resumed lib=logic version=4 function=step thread=main ms=12250
+//! runner -> host    save timeout_ms=3000
+//! host   -> runner  saved bytes=1234 us=310
+//! host   -> runner  unsaved reason=no%20state%20registered
 //! ```
 //!
 //! Every [`Reload`] is answered by exactly one [`Swapped`] or [`Failed`] with the same `lib` and
-//! `version`. A host opens one connection per reloadable library and says [`Hello`] first.
+//! `version`; every `save` by exactly one [`Saved`] or [`Unsaved`]. [`Panicked`], [`Stuck`] and
+//! [`Resumed`] come unasked, whenever they happen. A host opens one connection per reloadable
+//! library and says [`Hello`] first.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -33,6 +41,17 @@ pub const ENV_SOCKET: &str = "DYLIB_DEV_SOCKET";
 
 /// Environment variable: a private directory (mode 0700) under which the host keeps its copies.
 pub const ENV_DIR: &str = "DYLIB_DEV_DIR";
+
+/// Environment variable: how long a call into a library may run, in milliseconds, before the host
+/// reports it as [`Stuck`] (default [`DEFAULT_HANG_MS`]).
+pub const ENV_HANG_MS: &str = "DYLIB_DEV_HANG_MS";
+
+/// The hang threshold when [`ENV_HANG_MS`] is not set.
+pub const DEFAULT_HANG_MS: u64 = 10_000;
+
+/// Environment variable: the file through which host state survives a restart (see the `state`
+/// feature): read and removed at start, written when the runner sends `save`.
+pub const ENV_STATE: &str = "DYLIB_DEV_STATE";
 
 /// Prefix of the per-library variable holding the artifact path; see [`lib_env_var`].
 pub const ENV_LIB_PREFIX: &str = "DYLIB_DEV_LIB_";
@@ -91,6 +110,8 @@ pub struct Hello {
     pub version: u64,
     /// Hash of the copy loaded at start.
     pub hash: String,
+    /// The host answers `save` (a runtime that knows it; older hosts would not answer).
+    pub save: bool,
 }
 
 /// Where the time of one swap went, measured by the host.
@@ -122,6 +143,11 @@ pub struct Swapped {
     pub version: u64,
     /// How long each step took.
     pub timing: SwapTiming,
+    /// Old versions of this library that stay mapped (thread-locals; see the crate docs), this
+    /// swap's included.
+    pub lingering: u64,
+    /// Their size on disk together: memory the host cannot give back before it restarts.
+    pub lingering_bytes: u64,
 }
 
 /// Host to runner: `version` of `lib` was refused; the previous code keeps running.
@@ -135,11 +161,74 @@ pub struct Failed {
     pub reason: String,
 }
 
+/// Host to runner: a call into `lib` panicked; the panic was caught at the call boundary.
+///
+/// Sent once per version and place (a panic in every frame is reported once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Panicked {
+    /// The library that panicked.
+    pub lib: String,
+    /// The version that was running.
+    pub version: u64,
+    /// The function the host called.
+    pub function: String,
+    /// The calling thread's name (or id).
+    pub thread: String,
+    /// The panic message.
+    pub message: String,
+    /// `file:line:column`, when the panic hook saw it.
+    pub location: Option<String>,
+}
+
+/// Host to runner: a call into `lib` has run for `elapsed` without returning (sent once per
+/// call, when it passes the hang threshold).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stuck {
+    /// The library.
+    pub lib: String,
+    /// The version running the call.
+    pub version: u64,
+    /// The function the host called.
+    pub function: String,
+    /// The calling thread's name (or id).
+    pub thread: String,
+    /// How long the call had run when reported ([`Stuck`]) or when it returned ([`Resumed`]).
+    pub elapsed: Duration,
+}
+
+/// Host to runner: a call reported as [`Stuck`] returned after all.
+pub type Resumed = Stuck;
+
+/// Host to runner: the host state was written to the [`ENV_STATE`] file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved {
+    /// Size of the file.
+    pub bytes: u64,
+    /// Time from the request to the file being on disk.
+    pub time: Duration,
+}
+
+/// Host to runner: the state was not saved (none registered, serialization failed, timeout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsaved {
+    /// Why, as a lowercase sentence fragment.
+    pub reason: String,
+}
+
 /// A message the runner sends to a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToHost {
     /// Swap in a new build.
     Reload(Reload),
+    /// Save the host state for the next host (answered by [`Saved`] or [`Unsaved`]).
+    Save(Save),
+}
+
+/// Runner to host: save the host state now (see the runtime's `state` module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Save {
+    /// How long the host may wait for its state to be free (the current frame to end).
+    pub timeout: Duration,
 }
 
 /// A message a host sends to the runner.
@@ -151,6 +240,16 @@ pub enum ToRunner {
     Swapped(Swapped),
     /// A reload was refused.
     Failed(Failed),
+    /// A call panicked and was caught.
+    Panicked(Panicked),
+    /// A call has not returned for the hang threshold.
+    Stuck(Stuck),
+    /// A stuck call returned.
+    Resumed(Resumed),
+    /// The state was saved.
+    Saved(Saved),
+    /// The state was not saved.
+    Unsaved(Unsaved),
 }
 
 /// Why a line is not a valid message.
@@ -196,6 +295,14 @@ impl ToHost {
                 }
                 line.finish()
             }
+            ToHost::Save(save) => {
+                let mut line = Line::new("save");
+                line.field(
+                    "timeout_ms",
+                    save.timeout.as_millis().to_string().as_bytes(),
+                );
+                line.finish()
+            }
         }
     }
 
@@ -203,6 +310,12 @@ impl ToHost {
     pub fn decode(line: &str) -> Result<Self, DecodeError> {
         let (verb, fields) = Fields::parse(line)?;
         match verb {
+            "save" => {
+                let f = fields.of("save");
+                Ok(ToHost::Save(Save {
+                    timeout: Duration::from_millis(f.number("timeout_ms")?),
+                }))
+            }
             "reload" => {
                 let f = fields.of("reload");
                 Ok(ToHost::Reload(Reload {
@@ -228,6 +341,9 @@ impl ToRunner {
                 line.field("lib", h.lib.as_bytes());
                 line.field("version", h.version.to_string().as_bytes());
                 line.field("hash", h.hash.as_bytes());
+                if h.save {
+                    line.field("save", b"1");
+                }
                 line.finish()
             }
             ToRunner::Swapped(s) => {
@@ -242,6 +358,8 @@ impl ToRunner {
                 ] {
                     line.field(key, d.as_micros().to_string().as_bytes());
                 }
+                line.field("lingering", s.lingering.to_string().as_bytes());
+                line.field("lingering_bytes", s.lingering_bytes.to_string().as_bytes());
                 line.finish()
             }
             ToRunner::Failed(f) => {
@@ -249,6 +367,42 @@ impl ToRunner {
                 line.field("lib", f.lib.as_bytes());
                 line.field("version", f.version.to_string().as_bytes());
                 line.field("reason", f.reason.as_bytes());
+                line.finish()
+            }
+            ToRunner::Panicked(p) => {
+                let mut line = Line::new("panicked");
+                line.field("lib", p.lib.as_bytes());
+                line.field("version", p.version.to_string().as_bytes());
+                line.field("function", p.function.as_bytes());
+                line.field("thread", p.thread.as_bytes());
+                line.field("message", p.message.as_bytes());
+                if let Some(location) = &p.location {
+                    line.field("location", location.as_bytes());
+                }
+                line.finish()
+            }
+            ToRunner::Stuck(s) | ToRunner::Resumed(s) => {
+                let verb = match self {
+                    ToRunner::Stuck(_) => "stuck",
+                    _ => "resumed",
+                };
+                let mut line = Line::new(verb);
+                line.field("lib", s.lib.as_bytes());
+                line.field("version", s.version.to_string().as_bytes());
+                line.field("function", s.function.as_bytes());
+                line.field("thread", s.thread.as_bytes());
+                line.field("ms", s.elapsed.as_millis().to_string().as_bytes());
+                line.finish()
+            }
+            ToRunner::Saved(s) => {
+                let mut line = Line::new("saved");
+                line.field("bytes", s.bytes.to_string().as_bytes());
+                line.field("us", s.time.as_micros().to_string().as_bytes());
+                line.finish()
+            }
+            ToRunner::Unsaved(u) => {
+                let mut line = Line::new("unsaved");
+                line.field("reason", u.reason.as_bytes());
                 line.finish()
             }
         }
@@ -266,6 +420,7 @@ impl ToRunner {
                     lib: f.string("lib")?,
                     version: f.number("version")?,
                     hash: f.string("hash")?,
+                    save: f.number_or_zero("save")? == 1,
                 }))
             }
             "swapped" => {
@@ -280,6 +435,8 @@ impl ToRunner {
                         wait: micros("wait_us")?,
                         unload: micros("unload_us")?,
                     },
+                    lingering: f.number_or_zero("lingering")?,
+                    lingering_bytes: f.number_or_zero("lingering_bytes")?,
                 }))
             }
             "failed" => {
@@ -287,6 +444,45 @@ impl ToRunner {
                 Ok(ToRunner::Failed(Failed {
                     lib: f.string("lib")?,
                     version: f.number("version")?,
+                    reason: f.string("reason")?,
+                }))
+            }
+            "panicked" => {
+                let f = fields.of("panicked");
+                Ok(ToRunner::Panicked(Panicked {
+                    lib: f.string("lib")?,
+                    version: f.number("version")?,
+                    function: f.string("function")?,
+                    thread: f.string("thread")?,
+                    message: f.string("message")?,
+                    location: f.optional_string("location")?,
+                }))
+            }
+            verb @ ("stuck" | "resumed") => {
+                let f = fields.of(if verb == "stuck" { "stuck" } else { "resumed" });
+                let s = Stuck {
+                    lib: f.string("lib")?,
+                    version: f.number("version")?,
+                    function: f.string("function")?,
+                    thread: f.string("thread")?,
+                    elapsed: Duration::from_millis(f.number("ms")?),
+                };
+                Ok(if verb == "stuck" {
+                    ToRunner::Stuck(s)
+                } else {
+                    ToRunner::Resumed(s)
+                })
+            }
+            "saved" => {
+                let f = fields.of("saved");
+                Ok(ToRunner::Saved(Saved {
+                    bytes: f.number("bytes")?,
+                    time: Duration::from_micros(f.number("us")?),
+                }))
+            }
+            "unsaved" => {
+                let f = fields.of("unsaved");
+                Ok(ToRunner::Unsaved(Unsaved {
                     reason: f.string("reason")?,
                 }))
             }
@@ -372,6 +568,14 @@ impl VerbFields<'_, '_> {
         match self.fields.0.contains_key(key) {
             true => self.string(key).map(Some),
             false => Ok(None),
+        }
+    }
+
+    /// A number a newer field that older peers do not send: 0 when absent.
+    fn number_or_zero(&self, key: &'static str) -> Result<u64, DecodeError> {
+        match self.fields.0.contains_key(key) {
+            true => self.number(key),
+            false => Ok(0),
         }
     }
 
@@ -483,6 +687,7 @@ mod tests {
                 lib: "logic".into(),
                 version: 0,
                 hash: "blake3:00ff".into(),
+                save: true,
             }),
             ToRunner::Swapped(Swapped {
                 lib: "logic".into(),
@@ -493,11 +698,50 @@ mod tests {
                     wait: Duration::from_micros(4),
                     unload: Duration::from_micros(30),
                 },
+                lingering: 2,
+                lingering_bytes: 720_000,
             }),
             ToRunner::Failed(Failed {
                 lib: "logic".into(),
                 version: 4,
                 reason: "symbol `step` missing from /x y/liblogic.so".into(),
+            }),
+            ToRunner::Panicked(Panicked {
+                lib: "logic".into(),
+                version: 4,
+                function: "step".into(),
+                thread: "main".into(),
+                message: "index out of bounds: the len is 3 but the index is 7".into(),
+                location: Some("logic/src/lib.rs:9:5".into()),
+            }),
+            ToRunner::Panicked(Panicked {
+                lib: "logic".into(),
+                version: 5,
+                function: "step".into(),
+                thread: "<unnamed>".into(),
+                message: "multi\nline %".into(),
+                location: None,
+            }),
+            ToRunner::Stuck(Stuck {
+                lib: "logic".into(),
+                version: 4,
+                function: "step".into(),
+                thread: "worker 1".into(),
+                elapsed: Duration::from_millis(10_000),
+            }),
+            ToRunner::Resumed(Stuck {
+                lib: "logic".into(),
+                version: 4,
+                function: "step".into(),
+                thread: "main".into(),
+                elapsed: Duration::from_millis(12_250),
+            }),
+            ToRunner::Saved(Saved {
+                bytes: 1234,
+                time: Duration::from_micros(310),
+            }),
+            ToRunner::Unsaved(Unsaved {
+                reason: "no state registered".into(),
             }),
         ];
         for msg in msgs {
@@ -516,8 +760,16 @@ mod tests {
             "swapped lib=l version=2 copy_us=1 load_us=2 wait_us=3 unload_us=4 gpu_us=9 flag\n";
         assert!(matches!(ToRunner::decode(line), Ok(ToRunner::Swapped(_))));
         assert_eq!(
-            ToRunner::decode("panicked lib=l"),
-            Err(DecodeError::UnknownVerb("panicked".into()))
+            ToRunner::decode("rewound lib=l"),
+            Err(DecodeError::UnknownVerb("rewound".into()))
+        );
+        let save = ToHost::Save(Save {
+            timeout: Duration::from_millis(2500),
+        });
+        assert_eq!(save.encode(), "save timeout_ms=2500\n");
+        assert_eq!(
+            ToHost::decode("save please=now timeout_ms=2500\n"),
+            Ok(save)
         );
     }
 

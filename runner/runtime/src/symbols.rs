@@ -1,9 +1,11 @@
 //! Typed functions of a library: the [`Symbols`] trait and the [`hot_module!`](crate::hot_module)
 //! macro that implements it from declarations.
 
-use crate::Error;
+use crate::boundary::{CallContext, Monitor};
+use crate::{Error, Layout};
 use libloading::Library;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The resolved functions of one loaded version of a library: a struct of function pointers.
 ///
@@ -18,12 +20,21 @@ use std::path::Path;
 pub unsafe trait Symbols: Sized + Send + Sync + 'static {
     /// Looks every function up in a freshly loaded library.
     fn resolve(lib: &SymbolSource<'_>) -> Result<Self, Error>;
+
+    /// The host's view of the types it shares with the library (see [`layout!`](crate::layout)):
+    /// every version must export the same layout before it may run. `None` (the default): the
+    /// host declares none; versions are still compared with each other.
+    fn layout() -> Option<Layout> {
+        None
+    }
 }
 
 /// A loaded library version, to look symbols up in while resolving [`Symbols`].
 pub struct SymbolSource<'a> {
     pub(crate) lib: &'a Library,
     pub(crate) path: &'a Path,
+    pub(crate) monitor: &'a Arc<Monitor>,
+    pub(crate) version: u64,
 }
 
 impl SymbolSource<'_> {
@@ -48,14 +59,11 @@ impl SymbolSource<'_> {
     pub fn artifact(&self) -> &Path {
         self.path
     }
-}
 
-/// Runs one call into a library. Every generated call passes here: the single place for what
-/// must wrap all of them (catching panics, timing calls).
-#[doc(hidden)]
-#[inline(always)]
-pub fn call_boundary<R>(call: impl FnOnce() -> R) -> R {
-    call()
+    /// What this version's calls pass to [`call_boundary`](crate::call_boundary).
+    pub fn context(&self) -> CallContext {
+        CallContext::new(Arc::clone(self.monitor), self.version)
+    }
 }
 
 /// Declares the functions a host calls in a reloadable library and generates typed wrappers.
@@ -96,10 +104,37 @@ pub fn call_boundary<R>(call: impl FnOnce() -> R) -> R {
 /// - `lib()`: the library, opened from the environment on first use (see
 ///   [`HotLib::from_env`](crate::HotLib::from_env)); panics if it cannot be loaded;
 /// - `init(builder)`: opens it with explicit options instead; call before the first `lib()`;
-/// - a free function per declared function, which calls the current version.
+/// - a free function per declared function, which calls the current version;
+/// - `try_call(|s| ...)`: calls through the current version and returns a panic in the library
+///   as `Err(`[`Panic`](crate::Panic)`)` instead of unwinding into the host.
 ///
-/// The names `Symbols`, `lib`, `init` and `LIB` are taken in the module; arguments must be plain
-/// identifiers. The module does `use super::*`, so types of the parent module are in scope.
+/// The names `Symbols`, `lib`, `init`, `try_call` and `LIB` are taken in the module; arguments
+/// must be plain identifiers. The module does `use super::*`, so types of the parent module are
+/// in scope.
+///
+/// # Panics in the library
+///
+/// Every call is a [`call_boundary`](crate::call_boundary): a panic in the library is caught there,
+/// reported to the runner once per version and place (message and location), and then
+///
+/// - **re-raised in the host** by the free functions and `Symbols` methods (the payload is the
+///   message as a `String`), exactly where a statically linked call would have panicked; the host
+///   crashes only if it would have crashed anyway;
+/// - **returned** by `try_call`: `logic::try_call(|s| s.step(&mut state))` is
+///   `Result<R, Panic>`. The host keeps running the same version (it has no other) and decides:
+///   skip the frame, print the error at the prompt, or wait for the fix with
+///   `logic::lib().wait_for_reload(..)`.
+///
+/// Catching needs one `libstd` shared by host and library (`-C prefer-dynamic`, what `dylib-dev
+/// watch` builds with) and an unwinding ABI: declare functions that may panic `extern "Rust"` (or
+/// `"C-unwind"`); a panic escaping an `extern "C"` function aborts the host, which the runner then
+/// reports as a crash.
+///
+/// # Layout guard
+///
+/// An optional first line `layout!(State { a, b }, Other);` (the list the logic crate passes to
+/// [`layout!`](crate::layout)) makes every version prove, before it runs, that it was compiled
+/// with the same layout of those types as the host; see [`Symbols::layout`].
 ///
 /// Values borrowed from the library (string literals, trait objects, function pointers) must not
 /// outlive the version that returned them: return owned data.
@@ -112,6 +147,7 @@ macro_rules! hot_module {
     (
         $(#[$mod_meta:meta])*
         $vis:vis mod $module:ident ($lib:literal) {
+            $( layout!( $($layout:tt)* ); )?
             $(
                 unsafe extern $abi:literal {
                     $(
@@ -130,6 +166,7 @@ macro_rules! hot_module {
 
             /// The functions of one loaded version of the library.
             pub struct Symbols {
+                __dylib_dev: $crate::CallContext,
                 $($(
                     $fn_name: unsafe extern $abi fn($($arg_ty),*) $(-> $ret)?,
                 )*)*
@@ -141,6 +178,7 @@ macro_rules! hot_module {
             unsafe impl $crate::Symbols for Symbols {
                 fn resolve(lib: &$crate::SymbolSource<'_>) -> ::std::result::Result<Self, $crate::Error> {
                     ::std::result::Result::Ok(Symbols {
+                        __dylib_dev: lib.context(),
                         $($(
                             // SAFETY: the declared signature, as promised above.
                             $fn_name: unsafe {
@@ -151,6 +189,12 @@ macro_rules! hot_module {
                         )*)*
                     })
                 }
+
+                $(
+                    fn layout() -> ::std::option::Option<$crate::Layout> {
+                        ::std::option::Option::Some($crate::layout_of!($($layout)*))
+                    }
+                )?
             }
 
             impl Symbols {
@@ -158,12 +202,17 @@ macro_rules! hot_module {
                     $(#[$fn_meta])*
                     #[inline]
                     pub fn $fn_name(&self, $($arg: $arg_ty),*) $(-> $ret)? {
-                        $crate::call_boundary(|| {
+                        static SITE: $crate::CallSite = $crate::CallSite::new(stringify!($fn_name));
+                        let result = $crate::call_boundary(&self.__dylib_dev, &SITE, || {
                             // SAFETY: `self` borrows the version the pointer came from, which
                             // stays loaded until the borrow ends; the type is the declared
                             // signature.
                             unsafe { (self.$fn_name)($($arg),*) }
-                        })
+                        });
+                        match result {
+                            ::std::result::Result::Ok(value) => value,
+                            ::std::result::Result::Err(panic) => $crate::resume_panic(panic),
+                        }
                     }
                 )*)*
             }
@@ -180,6 +229,13 @@ macro_rules! hot_module {
                 builder: $crate::Builder<Symbols>,
             ) -> ::std::result::Result<&'static $crate::HotLib<Symbols>, $crate::Error> {
                 LIB.init(builder)
+            }
+
+            /// Runs `f` on the current version; a panic in the library comes back as `Err`.
+            pub fn try_call<R>(
+                f: impl ::std::ops::FnOnce(&Symbols) -> R,
+            ) -> ::std::result::Result<R, $crate::Panic> {
+                lib().try_call(f)
             }
 
             $($(

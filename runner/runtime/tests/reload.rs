@@ -400,3 +400,219 @@ fn copies_of_a_killed_host_are_removed_at_the_next_start() {
     assert!(!left.exists(), "the next start removed the stale copies");
     assert!(lib.copies_dir().exists());
 }
+
+/// The layout the guarded host below declares, and what a library exports for it.
+#[allow(dead_code)]
+pub struct Counter {
+    pub counter: u64,
+}
+
+dylib_dev_runtime::hot_module! {
+    mod guarded("logic") {
+        layout!(Counter { counter });
+        unsafe extern "Rust" {
+            pub fn text() -> String;
+        }
+    }
+}
+
+/// A logic library whose `dylib_dev_layout` exports `layout` (what `layout!` would generate).
+fn logic_with_layout(text: &str, layout: &dylib_dev_runtime::Layout) -> std::path::PathBuf {
+    build_logic(&format!(
+        r#"
+#[unsafe(no_mangle)]
+pub extern "Rust" fn text() -> String {{ String::from({text:?}) }}
+#[unsafe(no_mangle)]
+pub extern "Rust" fn dylib_dev_layout() -> String {{ String::from({:?}) }}
+"#,
+        layout.encode()
+    ))
+}
+
+fn grown(layout: &dylib_dev_runtime::Layout) -> dylib_dev_runtime::Layout {
+    let mut grown = layout.clone();
+    let t = &mut grown.types[0];
+    t.size = 16;
+    t.fields
+        .as_mut()
+        .unwrap()
+        .push(dylib_dev_runtime::FieldLayout {
+            name: "extra".into(),
+            ty: "u32".into(),
+            offset: 8,
+        });
+    grown
+}
+
+#[test]
+fn layout_guard_refuses_a_version_built_with_another_layout_of_the_host_types() {
+    use dylib_dev_runtime::Symbols;
+    let host_view = guarded::Symbols::layout().expect("the host declares a layout");
+    let v1 = logic_with_layout("v1", &host_view);
+    let v2 = logic_with_layout("v2", &host_view);
+    let changed = logic_with_layout("changed", &grown(&host_view));
+    let runner = MiniRunner::new();
+    let lib: HotLib<guarded::Symbols> = HotLib::builder("logic")
+        .artifact(&v1)
+        .socket(&runner.socket)
+        .copies_in(runner.dir.path())
+        .open()
+        .unwrap();
+    let mut host = runner.accept();
+    assert!(matches!(host.reload(1, &v2), ToRunner::Swapped(_)));
+    assert_eq!(lib.call(|s| s.text()), "v2");
+
+    let failed = expect_failed(host.reload(2, &changed));
+    assert!(
+        failed.reason.starts_with(&format!(
+            "layout of `{}` differs from the running version (size 8 -> 16; field `extra: u32` added)",
+            host_view.types[0].name
+        )),
+        "{}",
+        failed.reason
+    );
+    assert_eq!(lib.call(|s| s.text()), "v2", "the old code keeps running");
+
+    let failed = expect_failed(host.reload(3, &build_logic(V1)));
+    assert!(
+        failed.reason.contains("the new build exports no layout"),
+        "{}",
+        failed.reason
+    );
+    assert_eq!(
+        copies(lib.copies_dir()).len(),
+        1,
+        "refused copies are deleted"
+    );
+
+    // A library built against other types cannot even be opened.
+    let err = HotLib::<guarded::Symbols>::builder("logic")
+        .artifact(&changed)
+        .copies_in(runner.dir.path())
+        .open()
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "layout of `{}` differs from the host's build (size 8 -> 16; field `extra: u32` added)",
+            host_view.types[0].name
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn versions_are_compared_with_the_running_one_when_the_host_declares_no_layout() {
+    let host_view = {
+        use dylib_dev_runtime::Symbols;
+        guarded::Symbols::layout().unwrap()
+    };
+    let runner = MiniRunner::new();
+    // `logic::Symbols` declares no layout: a library owning its state type is still guarded.
+    let lib: Lib = runner
+        .builder(&build_logic(&format!(
+            "{V1}\n#[unsafe(no_mangle)] pub extern \"Rust\" fn dylib_dev_layout() -> String {{ String::from({:?}) }}",
+            host_view.encode()
+        )))
+        .open()
+        .unwrap();
+    let mut host = runner.accept();
+    let grown_lib = build_logic(&format!(
+        "{V2}\n#[unsafe(no_mangle)] pub extern \"Rust\" fn dylib_dev_layout() -> String {{ String::from({:?}) }}",
+        grown(&host_view).encode()
+    ));
+    let failed = expect_failed(host.reload(1, &grown_lib));
+    assert!(
+        failed.reason.contains("differs from the running version"),
+        "{}",
+        failed.reason
+    );
+    assert_eq!(text(&lib), "v1");
+}
+
+/// A library whose `wait` blocks for as long as it is told.
+const SLOW: &str = r#"
+#[unsafe(no_mangle)]
+pub extern "Rust" fn text() -> String { String::from("slow") }
+#[unsafe(no_mangle)]
+pub extern "C" fn add(a: u32, b: u32) -> u32 {
+    std::thread::sleep(std::time::Duration::from_millis(a as u64));
+    b
+}
+"#;
+
+#[test]
+fn a_call_that_does_not_return_is_reported_stuck_then_resumed() {
+    let runner = MiniRunner::new();
+    let lib: Lib = runner
+        .builder(&build_logic(SLOW))
+        .hang_after(Duration::from_millis(100))
+        .open()
+        .unwrap();
+    let mut host = runner.accept();
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("worker".into())
+            .spawn_scoped(scope, || lib.call(|s| s.add(600, 7)))
+            .unwrap();
+        let ToRunner::Stuck(stuck) = host.recv() else {
+            panic!("expected stuck")
+        };
+        assert_eq!(
+            (
+                stuck.lib.as_str(),
+                stuck.function.as_str(),
+                stuck.thread.as_str()
+            ),
+            ("logic", "add", "worker")
+        );
+        assert!(stuck.elapsed >= Duration::from_millis(100), "{stuck:?}");
+        let ToRunner::Resumed(resumed) = host.recv() else {
+            panic!("expected resumed")
+        };
+        assert!(resumed.elapsed >= Duration::from_millis(500), "{resumed:?}");
+        assert_eq!(worker.join().unwrap(), 7);
+    });
+    // Short calls are never reported.
+    for _ in 0..5 {
+        assert_eq!(lib.call(|s| s.add(1, 2)), 2);
+    }
+    host.send_save(Duration::from_millis(100));
+    let ToRunner::Unsaved(unsaved) = host.recv() else {
+        panic!("expected unsaved")
+    };
+    assert!(unsaved.reason.contains("no hand-off state"), "{unsaved:?}");
+}
+
+/// A library with a thread-local that has a destructor.
+const WITH_TLS: &str = r#"
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 16]);
+}
+#[unsafe(no_mangle)]
+pub extern "Rust" fn text() -> String { SCRATCH.with(|s| format!("tls {}", s.borrow().len())) }
+#[unsafe(no_mangle)]
+pub extern "C" fn add(a: u32, b: u32) -> u32 { a + b }
+"#;
+
+/// What decides whether an old version may be unloaded (the host crashes at the next thread exit
+/// otherwise): thread-locals of its own, and std shared with the host.
+#[cfg(target_os = "linux")]
+#[test]
+fn only_libraries_sharing_std_with_thread_locals_must_stay_mapped() {
+    let cases = [
+        (V1, &[][..], false),
+        (WITH_TLS, &[][..], false),
+        (V1, &["-C", "prefer-dynamic"][..], false),
+        (WITH_TLS, &["-C", "prefer-dynamic"][..], true),
+    ];
+    for (source, args, stays) in cases {
+        let lib = common::build_logic_with(source, args);
+        assert_eq!(
+            dylib_dev_runtime::__must_stay_mapped(&lib),
+            stays,
+            "{args:?} {}",
+            &source[..40]
+        );
+    }
+}

@@ -18,6 +18,9 @@ pub fn command(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if let Some(ms) = args.debounce_ms {
         model.debounce = Duration::from_millis(ms);
     }
+    if let Some(ms) = args.hang_timeout_ms {
+        model.hang_timeout = Duration::from_millis(ms);
+    }
     let host_package = metadata
         .workspace_packages()
         .into_iter()
@@ -33,7 +36,6 @@ pub fn command(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         },
         args: args.args.clone(),
         quiet,
-        reload_timeout: Duration::from_millis(args.reload_timeout_ms),
         host_package,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -21,6 +21,8 @@ pub struct Settings {
     pub debounce_ms: Option<u64>,
     /// How long a stopping host gets between SIGTERM and SIGKILL, in milliseconds.
     pub stop_timeout_ms: Option<u64>,
+    /// How long a call into logic may run before it counts as stuck, in milliseconds.
+    pub hang_timeout_ms: Option<u64>,
 }
 
 impl Settings {
@@ -31,6 +33,7 @@ impl Settings {
             logic: over.logic.or(self.logic),
             debounce_ms: over.debounce_ms.or(self.debounce_ms),
             stop_timeout_ms: over.stop_timeout_ms.or(self.stop_timeout_ms),
+            hang_timeout_ms: over.hang_timeout_ms.or(self.hang_timeout_ms),
         }
     }
 
@@ -49,6 +52,9 @@ impl Settings {
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(30);
 /// Default grace between SIGTERM and SIGKILL.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default hang threshold: long enough for a slow query in a REPL, short enough to notice.
+pub const DEFAULT_HANG_TIMEOUT: Duration =
+    Duration::from_millis(dylib_dev_runtime::protocol::DEFAULT_HANG_MS);
 
 /// What a package is to the watcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +103,8 @@ pub struct WatchModel {
     pub debounce: Duration,
     /// SIGTERM-to-SIGKILL grace.
     pub stop_timeout: Duration,
+    /// A call into logic running longer is reported stuck; a swap waits at most this long.
+    pub hang_timeout: Duration,
 }
 
 /// The project cannot be mapped onto host + logic.
@@ -266,6 +274,10 @@ impl WatchModel {
                 .stop_timeout_ms
                 .map(Duration::from_millis)
                 .unwrap_or(DEFAULT_STOP_TIMEOUT),
+            hang_timeout: settings
+                .hang_timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(DEFAULT_HANG_TIMEOUT),
         })
     }
 

@@ -110,6 +110,7 @@ mod tests {
             ],
             debounce: Duration::from_millis(30),
             stop_timeout: Duration::from_secs(1),
+            hang_timeout: Duration::from_secs(10),
         }
     }
 

@@ -11,7 +11,7 @@ use super::route::{Route, merge, route_batch};
 use crate::cargo::{BuildDiagnostic, BuildHandle, BuildOutcome};
 use crate::fastpath::{self, FastOutcome, Invocation};
 use crate::host::{self, HostProcess};
-use crate::reload::{Outcome, ReloadServer};
+use crate::reload::{HostEvent, Outcome, ReloadServer, SaveOutcome};
 use crate::toolchain::Toolchain;
 use crate::ui;
 use anyhow::Context;
@@ -33,8 +33,6 @@ pub struct Session {
     pub args: Vec<OsString>,
     /// Status lines off.
     pub quiet: bool,
-    /// How long a host may take to answer a reload.
-    pub reload_timeout: Duration,
     /// cargo's `package` for `program_command`.
     pub host_package: cargo_metadata::Package,
 }
@@ -49,6 +47,10 @@ const HELLO_GRACE: Duration = Duration::from_secs(2);
 /// debounce over a whole burst of saves (`debounce`, 30 ms by default) is the session's, since the
 /// debouncer emits each event once it is that old, so a longer burst would come out in pieces.
 const EVENT_GROUPING: Duration = Duration::from_millis(10);
+
+/// Old library versions a host may keep mapped (thread-locals) before the runner restarts it to
+/// give their memory back.
+const LINGERING_LIMIT: u64 = 256 << 20;
 
 /// A batch of changes and when its first event was seen.
 struct Pending {
@@ -100,15 +102,32 @@ struct BuildSummary {
 struct Running {
     process: HostProcess,
     started: Instant,
+    /// A call into logic the host reported stuck and that has not returned: `logic::step`.
+    stuck: Option<String>,
+}
+
+/// How a swap ended.
+enum SwapVerdict {
+    /// Every library swapped (or reloads on its own).
+    Swapped,
+    /// The host must restart with the new build, for this reason.
+    Restart(String),
+    /// Ctrl-C or SIGTERM arrived while waiting for the host.
+    Interrupted,
 }
 
 impl Session {
     /// Runs until Ctrl-C / SIGTERM.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         let toolchain = Toolchain::detect()?;
-        let server = Arc::new(Mutex::new(
-            ReloadServer::start().context("failed to create the reload channel")?,
-        ));
+        let mut reload_server =
+            ReloadServer::start().context("failed to create the reload channel")?;
+        reload_server.set_hang_threshold(self.model.hang_timeout);
+        let (event_tx, mut events) = mpsc::unbounded_channel::<HostEvent>();
+        reload_server.on_event(move |e| {
+            let _ = event_tx.send(e);
+        });
+        let server = Arc::new(Mutex::new(reload_server));
         let (tx, mut files) = mpsc::unbounded_channel::<Vec<PathBuf>>();
         let filter = PathFilter::new(
             &self.model.workspace_root,
@@ -127,6 +146,10 @@ impl Session {
         let mut host: Option<Running> = None;
         let mut version: u64 = 0;
         let mut first = true;
+        // The host that exited last, whose late reports are still shown.
+        let mut exited_pid: Option<u32> = None;
+        // Why the host restarts after the cargo build a refused fast-path swap asked for.
+        let mut restart_reason: Option<String> = None;
         // Products of the last cargo build: what a fast-path rebuild updates.
         let mut last: Option<Products> = None;
         let start = Pending {
@@ -171,6 +194,15 @@ impl Session {
                     self.status("Stopped", "watcher, host and builds");
                     return Ok(ExitCode::from(130));
                 }
+                Some(event) = events.recv() => {
+                    match host.as_mut() {
+                        Some(running) => self.host_event(running.process.pid(), Some(running), event),
+                        // What a host said just before it exited (e.g. the panic that ended it).
+                        None => if let Some(pid) = exited_pid {
+                            self.host_event(pid, None, event);
+                        },
+                    }
+                }
                 Some(batch) = files.recv() => {
                     let route = route_batch(&self.model, batch.iter().map(PathBuf::as_path));
                     tracing::debug!(?route, files = batch.len(), "change");
@@ -184,7 +216,15 @@ impl Session {
                     }
                 }
                 status = host_exit => {
-                    let h = host.take().expect("a host was running");
+                    let mut h = host.take().expect("a host was running");
+                    let pid = h.process.pid();
+                    // Its last reports (a panic that ended it) are still on their way: show them
+                    // before the exit.
+                    let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+                    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.recv()).await {
+                        self.host_event(pid, Some(&mut h), event);
+                    }
+                    exited_pid = Some(pid);
                     let how = status.map(|s| host::describe(&s)).unwrap_or_else(|e| e.to_string());
                     self.status("Exited", format!("host (pid {}, {how}); waiting for a change", h.process.pid()));
                     server.lock().unwrap_or_else(|e| e.into_inner()).forget_hosts();
@@ -255,15 +295,36 @@ impl Session {
                             match (&flight.pending.route, host.as_ref()) {
                                 (Route::Swap(_), Some(running)) => {
                                     version += 1;
-                                    let restart = self.swap(&server, running, &made, version, built, &warn, flight.pending.since).await;
-                                    if restart {
-                                        let old = host.take().expect("running");
-                                        host = Some(self.restart(old, &server, &toolchain, made, "swap refused").await?);
+                                    match self.swap(&server, running, &made, version, built, &warn, flight.pending.since, &mut signals).await {
+                                        SwapVerdict::Swapped => {}
+                                        SwapVerdict::Restart(why) if !outcome.how.is_empty() => {
+                                            // rustc rebuilt only the logic library: a host that
+                                            // depends on the logic crate (its types) is stale.
+                                            // cargo builds everything, then the host restarts; the
+                                            // old host keeps running its old code meanwhile.
+                                            tracing::debug!("{why}: rebuilding with cargo before the restart");
+                                            restart_reason = Some(why.split("; rebuilt in").next().unwrap_or(&why).to_string());
+                                            pending = Some(Pending { route: Route::Restart, since: flight.pending.since, paths: BTreeSet::new() });
+                                        }
+                                        SwapVerdict::Restart(why) => {
+                                            let old = host.take().expect("running");
+                                            host = Some(self.restart(old, &server, &toolchain, made, &why).await?);
+                                        }
+                                        SwapVerdict::Interrupted => {
+                                            if let Some(h) = host.take() {
+                                                let _ = h.process.stop(self.model.stop_timeout).await;
+                                            }
+                                            self.status("Stopped", "watcher, host and builds");
+                                            return Ok(ExitCode::from(130));
+                                        }
                                     }
                                 }
                                 (_, Some(_)) => {
                                     let old = host.take().expect("running");
-                                    let why = format!("rebuilt in {}{warn}", ms(built));
+                                    let why = match restart_reason.take() {
+                                        Some(reason) => format!("{reason}; rebuilt in {}{warn}", ms(built)),
+                                        None => format!("rebuilt in {}{warn}", ms(built)),
+                                    };
                                     host = Some(self.restart(old, &server, &toolchain, made, &why).await?);
                                 }
                                 (_, None) => {
@@ -359,7 +420,55 @@ impl Session {
         (covered.len() == pending.paths.len() && !plan.is_empty()).then_some(plan)
     }
 
-    /// Sends every logic library to the host; returns whether the host must restart instead.
+    /// Shows what host `host_pid` reported unasked (`running`: it still runs).
+    fn host_event(&self, host_pid: u32, running: Option<&mut Running>, event: HostEvent) {
+        match event {
+            HostEvent::Panicked { pid, panic } if pid == host_pid => {
+                let at = panic
+                    .location
+                    .as_deref()
+                    .map(|l| format!(" at {l}"))
+                    .unwrap_or_default();
+                self.status(
+                    "Panicked",
+                    format!(
+                        "{}::{} (reload {}, thread {}){at}: {}",
+                        panic.lib, panic.function, panic.version, panic.thread, panic.message
+                    ),
+                );
+            }
+            HostEvent::Stuck { pid, stuck } if pid == host_pid => {
+                let call = format!("{}::{}", stuck.lib, stuck.function);
+                ui::warn(format!(
+                    "`{call}` has not returned for {} (thread {}, reload {}; an endless loop?); the next build restarts the host",
+                    ms(stuck.elapsed),
+                    stuck.thread,
+                    stuck.version
+                ));
+                if let Some(running) = running {
+                    running.stuck = Some(call);
+                }
+            }
+            HostEvent::Resumed { pid, resumed } if pid == host_pid => {
+                self.status(
+                    "Resumed",
+                    format!(
+                        "`{}::{}` returned after {}",
+                        resumed.lib,
+                        resumed.function,
+                        ms(resumed.elapsed)
+                    ),
+                );
+                if let Some(running) = running {
+                    running.stuck = None;
+                }
+            }
+            // From a host that was restarted since.
+            _ => {}
+        }
+    }
+
+    /// Sends every logic library to the host; says whether the host must restart instead.
     #[allow(clippy::too_many_arguments)]
     async fn swap(
         &self,
@@ -370,7 +479,12 @@ impl Session {
         built: Duration,
         warn: &str,
         since: Instant,
-    ) -> bool {
+        signals: &mut Signals,
+    ) -> SwapVerdict {
+        if let Some(call) = &running.stuck {
+            // It cannot swap until the call returns, and it has not for the whole hang timeout.
+            return SwapVerdict::Restart(format!("`{call}` was stuck; rebuilt in {}", ms(built)));
+        }
         for (lib, path) in &made.libs {
             // A dylib-dev-runtime host says hello when it loads the library (`hot_module!`: at its
             // first call, typically right after the start). A host silent at the end of the grace
@@ -401,42 +515,99 @@ impl Session {
                 Arc::clone(server),
                 lib.clone(),
                 path.clone(),
-                self.reload_timeout,
+                self.model.hang_timeout,
             );
-            let report = tokio::task::spawn_blocking(move || {
+            let task = tokio::task::spawn_blocking(move || {
                 server
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .reload(&lib_name, version, &path, timeout)
-            })
-            .await;
+            });
+            // The wait is bounded by the hang timeout; Ctrl-C must not wait for it.
+            let report = tokio::select! {
+                report = task => report,
+                _ = signals.recv() => return SwapVerdict::Interrupted,
+            };
             match report {
                 Ok(Ok(report)) => match report.outcome {
-                    Outcome::Swapped(timing) => self.status(
-                        "Swapped",
-                        format!(
-                            "{lib} rebuilt in {}{warn}, swapped in {} (reload {version}; {} since the edit)",
-                            ms(built),
-                            ms(timing.total()),
-                            ms(since.elapsed())
-                        ),
-                    ),
+                    Outcome::Swapped(timing) => {
+                        let kept = match report.lingering {
+                            0 => String::new(),
+                            1 => "; 1 old version kept mapped (thread-locals)".into(),
+                            n => format!("; {n} old versions kept mapped (thread-locals)"),
+                        };
+                        self.status(
+                            "Swapped",
+                            format!(
+                                "{lib} rebuilt in {}{warn}, swapped in {} (reload {version}; {} since the edit{kept})",
+                                ms(built),
+                                ms(timing.total()),
+                                ms(since.elapsed())
+                            ),
+                        );
+                        if report.lingering_bytes > LINGERING_LIMIT {
+                            return SwapVerdict::Restart(format!(
+                                "{} old versions of {lib} were kept mapped ({} MiB)",
+                                report.lingering,
+                                report.lingering_bytes >> 20
+                            ));
+                        }
+                        if report.lingering == 1 {
+                            ui::note(format!(
+                                "{lib} has thread-locals and shares libstd with the host: its old versions stay mapped, or the host would crash when a thread exits; a restart reclaims them (move thread-locals into the host or the deps crate to avoid this)"
+                            ));
+                        }
+                    }
                     Outcome::Failed(reason) => {
-                        ui::warn(format!("the host refused reload {version} of {lib}: {reason}; restarting it"));
-                        return true;
+                        ui::warn(format!(
+                            "the host refused reload {version} of {lib}: {reason}; restarting it"
+                        ));
+                        return SwapVerdict::Restart(format!(
+                            "swap refused; rebuilt in {}",
+                            ms(built)
+                        ));
                     }
                 },
                 Ok(Err(e)) => {
-                    ui::warn(format!("reload {version} of {lib} failed: {e}; restarting the host"));
-                    return true;
+                    ui::warn(format!(
+                        "reload {version} of {lib} failed: {e}; restarting the host"
+                    ));
+                    return SwapVerdict::Restart(format!("swap failed; rebuilt in {}", ms(built)));
                 }
                 Err(e) => {
                     ui::warn(format!("reload task failed: {e}"));
-                    return true;
+                    return SwapVerdict::Restart("swap failed".into());
                 }
             }
         }
-        false
+        SwapVerdict::Swapped
+    }
+
+    /// Asks the host to save its hand-off state before it is stopped; what to add to the status.
+    async fn save_state(&self, server: &Arc<Mutex<ReloadServer>>, running: &Running) -> String {
+        if let Some(call) = &running.stuck {
+            return format!("; state not saved (`{call}` is stuck)");
+        }
+        let (server, timeout) = (Arc::clone(server), self.model.stop_timeout);
+        let saved = tokio::task::spawn_blocking(move || {
+            server
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .save_state(timeout)
+        })
+        .await;
+        match saved {
+            Ok(Some(Ok(SaveOutcome::Saved(bytes)))) => {
+                format!("; state handed off ({bytes} bytes)")
+            }
+            // A host without hand-off state: nothing to say.
+            Ok(Some(Ok(SaveOutcome::Unsaved(why)))) if why.contains("no hand-off state") => {
+                String::new()
+            }
+            Ok(Some(Ok(SaveOutcome::Unsaved(why)))) => format!("; state not saved ({why})"),
+            Ok(Some(Err(e))) => format!("; state not saved ({e})"),
+            Ok(None) | Err(_) => String::new(),
+        }
     }
 
     async fn restart(
@@ -448,6 +619,7 @@ impl Session {
         why: &str,
     ) -> anyhow::Result<Running> {
         let old_pid = old.process.pid();
+        let state = self.save_state(server, &old).await;
         let status = old
             .process
             .stop(self.model.stop_timeout)
@@ -461,7 +633,7 @@ impl Session {
         self.status(
             "Restarted",
             format!(
-                "host: pid {old_pid} ({}) -> pid {}; {why}",
+                "host: pid {old_pid} ({}) -> pid {}; {why}{state}",
                 host::describe(&status),
                 running.process.pid()
             ),
@@ -493,6 +665,7 @@ impl Session {
         Ok(Running {
             process,
             started: Instant::now(),
+            stuck: None,
         })
     }
 

@@ -140,6 +140,31 @@ impl Watch {
     }
 }
 
+impl Watch {
+    /// The host's lines from index `from` on.
+    pub fn out_since(&self, from: usize) -> Vec<String> {
+        self.out.lines.lock().unwrap()[from..].to_vec()
+    }
+
+    /// Sends `signal` to the watcher (e.g. SIGKILL, as `kill -9`).
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill() with a pid we own and a valid signal has no memory effects.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+    }
+
+    /// Waits (at most 30 s) for the watcher to exit, however it was told to.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "watcher did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Watch {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {

@@ -49,6 +49,11 @@ dylib_dev_runtime::hot_module! {
 /// Builds `source` as a `cdylib` named `logic` with rustc, once per source and compiler: the
 /// outputs are kept in cargo's test tmp dir, shared by every test binary of the workspace.
 pub fn build_logic(source: &str) -> PathBuf {
+    build_logic_with(source, &[])
+}
+
+/// [`build_logic`] with extra rustc arguments (e.g. `-C prefer-dynamic`).
+pub fn build_logic_with(source: &str, extra: &[&str]) -> PathBuf {
     static RUSTC_VERSION: OnceLock<String> = OnceLock::new();
     let version = RUSTC_VERSION.get_or_init(|| {
         let out = Command::new(rustc())
@@ -58,7 +63,7 @@ pub fn build_logic(source: &str) -> PathBuf {
         String::from_utf8_lossy(&out.stdout).into_owned()
     });
     let mut hasher = DefaultHasher::new();
-    (source, version).hash(&mut hasher);
+    (source, version, extra).hash(&mut hasher);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("runtime-logic")
         .join(format!("{:016x}", hasher.finish()));
@@ -80,7 +85,9 @@ pub fn build_logic(source: &str) -> PathBuf {
             "--crate-name",
             "logic",
         ])
-        .args(["-C", "opt-level=0", "-C", "debuginfo=0", "--out-dir"])
+        .args(["-C", "opt-level=0", "-C", "debuginfo=0"])
+        .args(extra)
+        .arg("--out-dir")
         .arg(scratch.path())
         .arg(&src)
         .output()
@@ -176,6 +183,12 @@ impl HostConn {
             path: path.to_path_buf(),
             hash,
         });
+        self.writer.write_all(msg.encode().as_bytes()).unwrap();
+    }
+
+    /// Asks the host to save its state.
+    pub fn send_save(&mut self, timeout: Duration) {
+        let msg = ToHost::Save(protocol::Save { timeout });
         self.writer.write_all(msg.encode().as_bytes()).unwrap();
     }
 

@@ -1,0 +1,284 @@
+//! `dylib-dev bench --soak N`: N swaps of the project's logic library into one running host, with
+//! the host's memory and mapped library copies before, during and after.
+//!
+//! Not a latency benchmark: cargo builds the logic library twice (the source as it is, and with the
+//! bench marker rewritten), then the runner swaps the two builds in alternately, as fast as the host
+//! answers, through the real reload protocol and runtime (copy, hash, dlopen, layout guard, swap,
+//! dlclose, delete). What it measures is what stays behind: resident memory (`VmRSS`), the library
+//! copies still mapped (`/proc/<pid>/maps`), and the copies on disk.
+use crate::cli::BenchArgs;
+use crate::reload::{Outcome, ReloadServer};
+use crate::watch::build::{BuildOptions, products, watch_build};
+use crate::watch::model::WatchModel;
+use crate::watch::session::ms;
+use anyhow::{Context, bail};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// One look at the host.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Sample {
+    /// Swaps done so far.
+    pub swaps: u64,
+    /// `VmRSS`, KiB.
+    pub rss_kib: u64,
+    /// Library copies mapped (distinct files under the runner's private directory).
+    pub mapped_copies: usize,
+    /// Library copies on disk.
+    pub copies_on_disk: usize,
+}
+
+/// Runs the soak: `file` holds `marker` once (checked by the caller).
+pub fn run(
+    args: &BenchArgs,
+    swaps: u64,
+    metadata: &cargo_metadata::Metadata,
+    file: &Path,
+    original: &str,
+    marker: &str,
+) -> anyhow::Result<std::process::ExitCode> {
+    let model = WatchModel::from_metadata(metadata, args.package.package.as_deref())?;
+    let host_package = metadata
+        .workspace_packages()
+        .into_iter()
+        .find(|p| p.name.as_str() == model.host)
+        .cloned()
+        .expect("the model's host is a member");
+    let toolchain = crate::toolchain::Toolchain::detect()?;
+    eprintln!(
+        "dylib-dev bench --soak: {swaps} swaps of the logic library of `{}` into one host",
+        model.host
+    );
+
+    // Two builds of the logic library: A (as it is) and B (marker rewritten).
+    let builds = tempfile::Builder::new()
+        .prefix("dylib-dev-soak-")
+        .tempdir()
+        .context("failed to create a temp dir")?;
+    let soaked = format!("{marker}-soak");
+    let mut versions = Vec::new();
+    let mut host_exe = PathBuf::new();
+    for (name, text) in [
+        ("a", original.to_string()),
+        ("b", original.replacen(marker, &soaked, 1)),
+    ] {
+        crate::fsutil::write_atomic(file, text.as_bytes())
+            .with_context(|| format!("failed to write `{}`", file.display()))?;
+        let started = Instant::now();
+        let outcome = watch_build(&model, &BuildOptions::default(), false)
+            .run()
+            .context("failed to run cargo")?;
+        if !outcome.success {
+            let _ = outcome.write_diagnostics(&mut std::io::stderr());
+            bail!("the build of version {name} failed");
+        }
+        let made =
+            products(&model, &outcome).context("cargo reported no host binary or logic library")?;
+        let Some((lib, artifact)) = made.libs.first() else {
+            bail!("no logic library");
+        };
+        let dir = builds.path().join(name);
+        std::fs::create_dir_all(&dir)?;
+        let copy = dir.join(artifact.file_name().expect("a file"));
+        std::fs::copy(artifact, &copy)
+            .with_context(|| format!("failed to copy `{}`", artifact.display()))?;
+        eprintln!("  built version {name} in {}", ms(started.elapsed()));
+        versions.push((lib.clone(), copy));
+        host_exe = made.host_exe;
+    }
+    crate::fsutil::write_atomic(file, original.as_bytes())
+        .with_context(|| format!("failed to restore `{}`", file.display()))?;
+
+    let mut server = ReloadServer::start().context("failed to create the reload channel")?;
+    let (lib, first) = versions[0].clone();
+    let mut cmd = crate::dynamic::program_command(&host_exe, &host_package, &toolchain)?;
+    cmd.args(&args.args)
+        .envs(server.host_env(&[(lib.as_str(), first.as_path())])?)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let mut host = Host(
+        cmd.spawn()
+            .with_context(|| format!("failed to start `{}`", host_exe.display()))?,
+    );
+    let pid = host.0.id();
+    let lines = forward(host.0.stdout.take().expect("piped"));
+    server
+        .wait_for_host(&lib, Duration::from_secs(60))
+        .context("the host did not load the logic library")?;
+    wait_for_line(&lines, marker, Duration::from_secs(60))?;
+    let look = |server: &ReloadServer, swaps| look(pid, server.dir(), swaps);
+    let mut samples = vec![look(&server, 0)?];
+    let every = (swaps / 10).max(1);
+    let mut times = Vec::with_capacity(swaps as usize);
+    let started = Instant::now();
+    for version in 1..=swaps {
+        let (_, artifact) = &versions[(version % 2) as usize];
+        let report = server.reload(&lib, version, artifact, Duration::from_secs(30))?;
+        match report.outcome {
+            Outcome::Swapped(timing) => times.push(timing.total()),
+            Outcome::Failed(why) => bail!("swap {version} was refused: {why}"),
+        }
+        if version % every == 0 || version == swaps {
+            let sample = look(&server, version)?;
+            eprintln!(
+                "  {version:>6} swaps: RSS {} KiB, {} mapped cop{}, {} on disk",
+                sample.rss_kib,
+                sample.mapped_copies,
+                if sample.mapped_copies == 1 {
+                    "y"
+                } else {
+                    "ies"
+                },
+                sample.copies_on_disk
+            );
+            samples.push(sample);
+        }
+    }
+    let elapsed = started.elapsed();
+    // The host still runs, and runs the last version.
+    let last = if swaps % 2 == 1 { &soaked } else { marker };
+    while lines.try_recv().is_ok() {}
+    wait_for_line(&lines, last, Duration::from_secs(30))
+        .context("the host does not show the last version")?;
+    drop(host);
+    report(swaps, elapsed, &mut times, &samples, args.json);
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The host, killed when the soak ends however it ends.
+struct Host(Child);
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn forward(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for_line(lines: &Receiver<String>, needle: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return Ok(()),
+            Ok(_) => {}
+            Err(_) => bail!("no output with `{needle}` within {}", ms(timeout)),
+        }
+    }
+}
+
+/// RSS, the copies under `dir` the host has mapped, and the copies on disk.
+fn look(pid: u32, dir: &Path, swaps: u64) -> anyhow::Result<Sample> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).context("the host is gone")?;
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).context("the host is gone")?;
+    let prefix = dir.to_string_lossy();
+    let mut mapped: Vec<&str> = maps
+        .lines()
+        .filter_map(|l| l.splitn(6, char::is_whitespace).nth(5))
+        .map(str::trim)
+        .filter(|p| p.starts_with(&*prefix))
+        .collect();
+    mapped.sort_unstable();
+    mapped.dedup();
+    let copies_on_disk = walk_count(dir, &|p| {
+        p.extension()
+            .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
+    });
+    Ok(Sample {
+        swaps,
+        rss_kib,
+        mapped_copies: mapped.len(),
+        copies_on_disk,
+    })
+}
+
+fn walk_count(dir: &Path, pred: &dyn Fn(&Path) -> bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk_count(&path, pred)
+            } else {
+                usize::from(pred(&path))
+            }
+        })
+        .sum()
+}
+
+fn report(swaps: u64, elapsed: Duration, times: &mut [Duration], samples: &[Sample], json: bool) {
+    times.sort_unstable();
+    let pct = |p: f64| {
+        times
+            .get(((times.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    let (first, last) = (&samples[0], &samples[samples.len() - 1]);
+    // Growth over the second half: what a long session would keep adding.
+    let mid = &samples[samples.len() / 2];
+    let per_swap = |a: &Sample, b: &Sample| {
+        (b.rss_kib as f64 - a.rss_kib as f64) / (b.swaps - a.swaps).max(1) as f64
+    };
+    if json {
+        let value = serde_json::json!({
+            "soak": swaps,
+            "seconds": elapsed.as_secs_f64(),
+            "swap_us": {
+                "median": pct(0.5).as_micros() as u64,
+                "p99": pct(0.99).as_micros() as u64,
+                "max": pct(1.0).as_micros() as u64,
+            },
+            "rss_kib": { "before": first.rss_kib, "after": last.rss_kib },
+            "rss_kib_per_swap": { "all": per_swap(first, last), "second_half": per_swap(mid, last) },
+            "mapped_copies": { "before": first.mapped_copies, "after": last.mapped_copies },
+            "copies_on_disk_after": last.copies_on_disk,
+            "samples": samples,
+        });
+        println!("{value:#}");
+        return;
+    }
+    println!(
+        "{swaps} swaps in {} ({} per swap; median {}, p99 {}, max {})",
+        ms(elapsed),
+        ms(elapsed / swaps.max(1) as u32),
+        ms(pct(0.5)),
+        ms(pct(0.99)),
+        ms(pct(1.0))
+    );
+    println!(
+        "host RSS: {} KiB -> {} KiB ({:+.1} KiB per swap; {:+.1} over the second half)",
+        first.rss_kib,
+        last.rss_kib,
+        per_swap(first, last),
+        per_swap(mid, last)
+    );
+    println!(
+        "mapped library copies: {} -> {}; copies on disk: {}",
+        first.mapped_copies, last.mapped_copies, last.copies_on_disk
+    );
+}

@@ -1,0 +1,806 @@
+//! The fault suite: what goes wrong in a hot-reload loop, end to end, each test asserting that
+//! nothing is lost. The real binary watches a temp copy of `tests/fixtures/faults` (a host keeping
+//! a counter in a `Persistent`, a logic library `flogic` that also defines the state type), or
+//! wraps a copy of `tests/fixtures/diamond`.
+mod common;
+
+use common::watch::{CHANGE, START, Watch, serial};
+use common::{Fixture, assert_same_tree, text};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// `dylib-dev watch` on the fixture, with the standard panic report kept short (no backtrace).
+fn start_watch(fx: &Fixture, envs: &[(&str, &str)]) -> Watch {
+    let mut all = vec![("RUST_BACKTRACE", "0")];
+    all.extend_from_slice(envs);
+    Watch::start_in(fx.path(), &all)
+}
+
+/// `{"counter":12,"host":"v1","pid":4242} flogic=v1 ...` -> (pid, counter).
+fn pid_and_counter(line: &str) -> (u32, u64) {
+    let json = &line[..line.find('}').expect("json prefix") + 1];
+    let v: serde_json::Value = serde_json::from_str(json).expect("valid json");
+    (
+        v["pid"].as_u64().unwrap() as u32,
+        v["counter"].as_u64().unwrap(),
+    )
+}
+
+/// Replaces `from` (which must occur) by `to` in a file of the fixture.
+fn edit(fx: &Fixture, rel: &str, from: &str, to: &str) {
+    let text = fx.read(rel);
+    assert!(text.contains(from), "{rel} has no {from:?}");
+    fx.write(rel, &text.replace(from, to));
+}
+
+/// Whether process `pid` exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+/// Waits up to `timeout` for process `pid` to be gone.
+fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+/// The entries of `dir` whose name starts with `prefix`.
+fn entries_with_prefix(dir: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The logic source with `fault` at the fault site, `marker` in its output, and optionally a
+/// field added to `State`.
+fn logic_source(fault: &str, marker: &str, extra_field: bool) -> String {
+    let (field, list, use_it) = if extra_field {
+        (
+            "    /// Added while the host ran.\n    pub extra: u32,\n",
+            "counter, extra",
+            "state.extra += 1;\n    let extra = state.extra;",
+        )
+    } else {
+        ("", "counter", "")
+    };
+    format!(
+        r#"//! The reloadable part, rewritten by the fault tests.
+#[cfg(feature = "dynamic")]
+use fhost_deps as _;
+
+/// The host's state.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct State {{
+    /// Ticks since the first host started.
+    pub counter: u64,
+{field}}}
+
+dylib_dev_runtime::layout!(State {{ {list} }});
+
+/// One line of output for the current state.
+#[unsafe(no_mangle)]
+pub fn line(state: &mut State) -> String {{
+    let seen = state.counter;
+    {use_it}
+    {fault}
+    format!("{marker} seen={{seen}}")
+}}
+"#
+    )
+}
+
+const LOGIC: &str = "flogic/src/lib.rs";
+
+/// Rewrites the logic source; returns the 1-based line of the fault site.
+fn set_logic(fx: &Fixture, fault: &str, marker: &str, extra_field: bool) -> usize {
+    let source = logic_source(fault, marker, extra_field);
+    let line = source
+        .lines()
+        .position(|l| !fault.is_empty() && l.contains(fault))
+        .map_or(0, |i| i + 1);
+    fx.write(LOGIC, &source);
+    line
+}
+
+/// A fresh copy of the fixture under `dylib-dev watch`, once the host prints `flogic=v1`:
+/// (fixture, watch, index of that line, host pid, counter).
+fn start(envs: &[(&str, &str)]) -> (Fixture, Watch, usize, u32, u64) {
+    let fx = Fixture::copy("faults");
+    set_logic(&fx, "", "flogic=v1", false);
+    let watch = start_watch(&fx, envs);
+    let (at, line) = watch.wait_out(0, START, |l| l.contains("flogic=v1"));
+    let (pid, counter) = pid_and_counter(&line);
+    (fx, watch, at, pid, counter)
+}
+
+/// The host lines at or after `from` that a given process printed.
+fn host_lines_of(watch: &Watch, from: usize, pid: u32) -> Vec<String> {
+    watch
+        .out_since(from)
+        .into_iter()
+        .filter(|l| l.starts_with('{') && pid_and_counter(l).0 == pid)
+        .collect()
+}
+
+#[test]
+fn panic_in_logic_is_caught_reported_once_and_the_host_keeps_running() {
+    let _serial = serial();
+    let (fx, watch, at, pid, counter) = start(&[]);
+    let site = set_logic(
+        &fx,
+        r#"if seen % 4 == 0 { panic!("boom at {seen}"); }"#,
+        "flogic=p1",
+        false,
+    );
+    let location = format!("flogic/src/lib.rs:{site}:");
+    // Several panics, each caught by the host (try_call) with message and location.
+    let mut from = at;
+    for _ in 0..3 {
+        let (i, line) = watch.wait_out(from, CHANGE, |l| l.contains("CAUGHT"));
+        assert!(
+            line.contains(&format!("`flogic::line` panicked at {location}"))
+                && line.contains("boom at"),
+            "{line}"
+        );
+        assert_eq!(pid_and_counter(&line).0, pid, "the same host caught it");
+        from = i + 1;
+    }
+    // The host kept running the same version between panics, counting on.
+    let (_, line) = watch.wait_out(from, CHANGE, |l| l.contains("flogic=p1"));
+    let (pid2, counter2) = pid_and_counter(&line);
+    assert_eq!(pid2, pid);
+    assert!(counter2 > counter + 8, "{counter} -> {counter2}");
+    // The watcher showed it once, however often it panicked.
+    let log = watch.err_since(0);
+    let shown: Vec<&String> = log.iter().filter(|l| l.contains("Panicked")).collect();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(
+        shown[0].contains(&format!(
+            "flogic::line (reload 1, thread main) at {location}"
+        )) && shown[0].contains("boom at"),
+        "{}",
+        shown[0]
+    );
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("Restarted") || l.contains("Exited")),
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn panic_then_fix_swaps_in_the_fix_and_the_panics_stop() {
+    let _serial = serial();
+    let (fx, watch, at, pid, _) = start(&[]);
+    set_logic(
+        &fx,
+        r#"if seen % 2 == 0 { panic!("boom at {seen}"); }"#,
+        "flogic=p1",
+        false,
+    );
+    let (at, line) = watch.wait_out(at, CHANGE, |l| l.contains("CAUGHT"));
+    let (_, counter) = pid_and_counter(&line);
+
+    set_logic(&fx, "", "flogic=fixed", false);
+    let (fixed_at, line) = watch.wait_out(at, CHANGE, |l| l.contains("flogic=fixed"));
+    let (pid2, counter2) = pid_and_counter(&line);
+    assert_eq!(pid2, pid, "the fix swapped into the same host");
+    assert!(counter2 > counter, "state kept: {counter} -> {counter2}");
+    watch.wait_err(0, CHANGE, |l| {
+        l.contains("Swapped") && l.contains("reload 2")
+    });
+    // A second of output after the fix: no more panics.
+    std::thread::sleep(Duration::from_secs(1));
+    let after = host_lines_of(&watch, fixed_at, pid);
+    assert!(after.len() > 5, "{after:?}");
+    assert!(
+        after.iter().all(|l| l.contains("flogic=fixed")),
+        "{after:#?}"
+    );
+}
+
+#[test]
+fn an_uncaught_panic_ends_the_host_and_the_watcher_waits_for_the_fix() {
+    let _serial = serial();
+    let (fx, watch, _, pid, _) = start(&[("FAULT_UNCAUGHT", "1")]);
+    let err_at = watch.err_len();
+    set_logic(&fx, r#"panic!("no way on at {seen}");"#, "flogic=p1", false);
+    watch.wait_err(err_at, CHANGE, |l| {
+        l.contains("Panicked flogic::line") && l.contains("no way on at")
+    });
+    let (exited, line) = watch.wait_err(err_at, CHANGE, |l| l.contains("Exited host"));
+    assert!(
+        line.contains(&format!("pid {pid}, exit 101")) && line.contains("waiting for a change"),
+        "{line}"
+    );
+    assert!(wait_gone(pid, Duration::from_secs(5)));
+    // No restart loop: nothing starts until the next change.
+    std::thread::sleep(Duration::from_secs(2));
+    let since = watch.err_since(exited + 1);
+    assert!(
+        !since
+            .iter()
+            .any(|l| l.contains("Restarted") || l.contains("Started")),
+        "{since:#?}"
+    );
+    let out_at = watch.out_len();
+    set_logic(&fx, "", "flogic=fixed", false);
+    let (_, line) = watch.wait_out(out_at, CHANGE, |l| l.contains("flogic=fixed"));
+    assert_ne!(pid_and_counter(&line).0, pid, "a new host");
+    watch.wait_err(exited, CHANGE, |l| l.contains("Restarted host (pid"));
+}
+
+#[test]
+fn endless_loop_in_logic_is_reported_and_the_fix_restarts_the_host() {
+    let _serial = serial();
+    let (fx, watch, at, pid, _) = start(&[]);
+    let err_at = watch.err_len();
+    set_logic(
+        &fx,
+        "if seen % 8 == 0 { loop { std::hint::spin_loop(); } }",
+        "flogic=l1",
+        false,
+    );
+    watch.wait_out(at, CHANGE, |l| l.contains("flogic=l1"));
+    // The fixture's hang-timeout-ms is 1500.
+    let (_, line) = watch.wait_err(err_at, CHANGE, |l| l.contains("has not returned for"));
+    assert!(
+        line.contains("`flogic::line` has not returned for 1")
+            && line.contains("thread main")
+            && line.contains("endless loop"),
+        "{line}"
+    );
+    let frozen = watch.out_len();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        host_lines_of(&watch, frozen, pid).is_empty(),
+        "the host is stuck, not running"
+    );
+
+    let fixed = Instant::now();
+    set_logic(&fx, "", "flogic=fixed", false);
+    let (_, line) = watch.wait_out(frozen, CHANGE, |l| l.contains("flogic=fixed"));
+    let (pid2, _) = pid_and_counter(&line);
+    assert_ne!(pid2, pid, "a stuck host cannot swap: it was restarted");
+    eprintln!("fix to new output: {} ms", fixed.elapsed().as_millis());
+    let (_, line) = watch.wait_err(err_at, CHANGE, |l| l.contains("Restarted host"));
+    assert!(
+        line.contains(&format!("pid {pid} (killed by SIGTERM)"))
+            && line.contains("`flogic::line` was stuck"),
+        "{line}"
+    );
+    assert!(wait_gone(pid, Duration::from_secs(5)));
+}
+
+#[test]
+fn field_added_to_the_state_is_refused_by_the_layout_guard_and_the_state_is_handed_off() {
+    let _serial = serial();
+    let (fx, watch, at, pid, _) = start(&[]);
+    // Let the counter grow, so the hand-off shows.
+    let (at, line) = watch.wait_out(at, CHANGE, |l| {
+        l.contains("flogic=v1") && pid_and_counter(l).1 >= 30
+    });
+    let (_, before) = pid_and_counter(&line);
+    let err_at = watch.err_len();
+    set_logic(&fx, "", "flogic=grown extra={extra}", true);
+    let (_, refused) = watch.wait_err(err_at, CHANGE, |l| l.contains("refused reload"));
+    assert!(
+        refused.contains("layout of `flogic::State` differs from the running version")
+            && refused.contains("size 8 -> 16")
+            && refused.contains("field `extra: u32` added")
+            && refused.contains("new code must not run on old values"),
+        "{refused}"
+    );
+    let (_, restarted) = watch.wait_err(err_at, CHANGE, |l| l.contains("Restarted host"));
+    assert!(
+        restarted.contains(&format!("pid {pid}")) && restarted.contains("state handed off ("),
+        "{restarted}"
+    );
+    let (_, line) = watch.wait_out(at, CHANGE, |l| l.contains("flogic=grown"));
+    let (pid2, after) = pid_and_counter(&line);
+    assert_ne!(pid2, pid, "restarted");
+    assert!(
+        after > before,
+        "the counter continued across the restart: {before} -> {after}"
+    );
+    assert!(
+        line.contains("extra=1"),
+        "the new field starts from its default: {line}"
+    );
+    // The old host never ran the new code: it printed no line of it.
+    assert!(
+        host_lines_of(&watch, 0, pid)
+            .iter()
+            .all(|l| !l.contains("flogic=grown")),
+    );
+}
+
+#[test]
+fn reload_under_load_from_two_threads_swaps_every_time() {
+    let _serial = serial();
+    let base = tempfile::tempdir().unwrap();
+    let (fx, watch, at, pid, _) = start(&[
+        ("FAULT_THREADS", "2"),
+        ("FAULT_PAUSE_US", "100"),
+        ("FAULT_TICK_MS", "20"),
+        ("XDG_RUNTIME_DIR", base.path().to_str().unwrap()),
+    ]);
+    let mut from = at;
+    for i in 1..=5 {
+        let marker = format!("flogic=load{i}");
+        set_logic(&fx, "", &marker, false);
+        // Both threads and the main loop run the new version, in the same process.
+        for t in 0..2 {
+            let (_, line) = watch.wait_out(from, CHANGE, |l| {
+                l.starts_with(&format!("THREAD {t} ")) && l.contains(&marker)
+            });
+            assert!(line.contains(&format!("pid={pid}")), "{line}");
+            assert!(line.contains(" caught=0 "), "{line}");
+        }
+        let (i_main, line) =
+            watch.wait_out(from, CHANGE, |l| l.contains(&marker) && l.starts_with('{'));
+        assert_eq!(pid_and_counter(&line).0, pid);
+        watch.wait_err(0, CHANGE, |l| {
+            l.contains("Swapped") && l.contains(&format!("reload {i};"))
+        });
+        from = i_main;
+    }
+    let log = watch.err_since(0);
+    assert!(!log.iter().any(|l| l.contains("Restarted")), "{log:#?}");
+
+    // Bounded: one copy on disk and one mapped, in private directories of ours.
+    let runner_dirs = entries_with_prefix(base.path(), "dylib-dev-run-");
+    assert_eq!(runner_dirs.len(), 1, "{runner_dirs:?}");
+    let host_dirs = entries_with_prefix(&runner_dirs[0], "dylib-dev-host-");
+    assert_eq!(host_dirs.len(), 1, "{host_dirs:?}");
+    let uid = unsafe { libc::getuid() };
+    for dir in [&runner_dirs[0], &host_dirs[0]] {
+        let meta = std::fs::metadata(dir).unwrap();
+        assert_eq!(
+            meta.permissions().mode() & 0o7777,
+            0o700,
+            "{}",
+            dir.display()
+        );
+        assert_eq!(meta.uid(), uid);
+    }
+    let copies: Vec<_> = std::fs::read_dir(&host_dirs[0])
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".so"))
+        .collect();
+    assert_eq!(copies.len(), 1, "the old copies are deleted: {copies:?}");
+    assert_eq!(
+        copies[0].metadata().unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut mapped: Vec<&str> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.starts_with(host_dirs[0].to_str().unwrap()))
+        .collect();
+    mapped.sort();
+    mapped.dedup();
+    assert_eq!(mapped.len(), 1, "one mapped copy after 5 swaps: {mapped:?}");
+    drop(fx);
+}
+
+/// A thread-local with a destructor, declared in the logic library.
+const TLS: &str = "thread_local! { static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![1; 64]); } let _ = SCRATCH.with(|s| s.borrow().len());";
+
+#[test]
+fn logic_with_thread_locals_is_kept_mapped_and_the_host_still_exits_cleanly() {
+    let _serial = serial();
+    // The host exits on its own after 250 ticks of 40 ms; thread-local destructors run then.
+    let (fx, watch, at, pid, _) = start(&[("FAULT_TICKS", "250"), ("FAULT_TICK_MS", "40")]);
+    let err_at = watch.err_len();
+    set_logic(&fx, TLS, "flogic=t1", false);
+    let (at, _) = watch.wait_out(at, CHANGE, |l| l.contains("flogic=t1"));
+    set_logic(&fx, TLS, "flogic=t2", false);
+    watch.wait_out(at, CHANGE, |l| l.contains("flogic=t2"));
+    let (_, line) = watch.wait_err(err_at, CHANGE, |l| l.contains("reload 2;"));
+    assert!(
+        line.contains("1 old version kept mapped (thread-locals)"),
+        "{line}"
+    );
+    // Unloaded, that version's destructor would run in unmapped memory at exit: SIGSEGV.
+    let (_, line) = watch.wait_err(err_at, CHANGE, |l| l.contains("Exited host"));
+    assert!(line.contains(&format!("pid {pid}, exit 0")), "{line}");
+}
+
+#[test]
+fn host_segfault_is_reported_and_the_watcher_waits_for_a_change() {
+    let _serial = serial();
+    let (fx, watch, _, pid, _) = start(&[]);
+    let err_at = watch.err_len();
+    set_logic(
+        &fx,
+        "if seen % 4 == 0 { unsafe { std::ptr::null_mut::<u64>().write_volatile(seen) } }",
+        "flogic=s1",
+        false,
+    );
+    let (exited, line) = watch.wait_err(err_at, CHANGE, |l| l.contains("Exited host"));
+    assert!(
+        line.contains(&format!("pid {pid}, killed by SIGSEGV"))
+            && line.contains("waiting for a change"),
+        "{line}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let since = watch.err_since(exited + 1);
+    assert!(
+        !since
+            .iter()
+            .any(|l| l.contains("Restarted") || l.contains("Started")),
+        "no restart loop: {since:#?}"
+    );
+    let out_at = watch.out_len();
+    set_logic(&fx, "", "flogic=fixed", false);
+    let (_, line) = watch.wait_out(out_at, CHANGE, |l| l.contains("flogic=fixed"));
+    assert_ne!(pid_and_counter(&line).0, pid);
+}
+
+#[test]
+fn kill_9_of_the_runner_leaves_no_orphan_and_the_next_start_cleans_up() {
+    let _serial = serial();
+    let base = tempfile::tempdir().unwrap();
+    let xdg = [("XDG_RUNTIME_DIR", base.path().to_str().unwrap())];
+    let (fx, mut watch, _, pid, _) = start(&xdg);
+    let dirs = entries_with_prefix(base.path(), "dylib-dev-run-");
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let stale = dirs[0].clone();
+    assert!(
+        std::fs::read_dir(&stale).unwrap().count() >= 3,
+        "lock, socket, copies"
+    );
+
+    watch.signal(libc::SIGKILL);
+    let status = watch.wait_exit();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    assert!(
+        wait_gone(pid, Duration::from_secs(10)),
+        "the host {pid} outlived its runner"
+    );
+    assert!(stale.exists(), "a killed runner cleans nothing up itself");
+    drop(watch);
+
+    // A directory younger than the start-up grace (5 s) is never judged stale: age it.
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(stale.join("lock"))
+        .unwrap();
+    lock.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+    drop(lock);
+
+    let watch = start_watch(&fx, &xdg);
+    let (_, line) = watch.wait_out(0, START, |l| l.contains("flogic=v1"));
+    let (pid2, _) = pid_and_counter(&line);
+    assert_ne!(pid2, pid);
+    assert!(
+        !stale.exists(),
+        "the next start removed the stale directory"
+    );
+    let dirs = entries_with_prefix(base.path(), "dylib-dev-run-");
+    assert_eq!(dirs.len(), 1, "only the new runner's directory: {dirs:?}");
+    assert!(!alive(pid));
+}
+
+#[test]
+fn malformed_manifest_keeps_the_host_running_and_the_fix_restarts_it_with_its_state() {
+    let _serial = serial();
+    let (fx, watch, at, pid, _) = start(&[]);
+    let (at, _) = watch.wait_out(at, CHANGE, |l| pid_and_counter(l).1 >= 20);
+    let err_at = watch.err_len();
+    let manifest = fx.read("fhost/Cargo.toml");
+    edit(&fx, "fhost/Cargo.toml", "[features]", "[features");
+    let (_, line) = watch.wait_err(err_at, CHANGE, |l| l.contains("build failed"));
+    assert!(line.contains("the host keeps running"), "{line}");
+    let shown = watch.err_since(err_at).join("\n");
+    assert!(
+        shown.contains("fhost/Cargo.toml"),
+        "cargo names the file:\n{shown}"
+    );
+    let after_error = watch.out_len();
+    let (_, line) = watch.wait_out(after_error, CHANGE, |l| l.starts_with('{'));
+    let (pid_now, before) = pid_and_counter(&line);
+    assert_eq!(pid_now, pid, "the old host still runs");
+
+    fx.write("fhost/Cargo.toml", &manifest);
+    let (_, line) = watch.wait_err(err_at, CHANGE, |l| l.contains("Restarted host"));
+    assert!(line.contains("state handed off"), "{line}");
+    let (_, line) = watch.wait_out(at, CHANGE, |l| {
+        l.starts_with('{') && pid_and_counter(l).0 != pid
+    });
+    let (_, after) = pid_and_counter(&line);
+    assert!(
+        after > before,
+        "state survived the restart: {before} -> {after}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files: `wrap` and `unwrap` interrupted (kill -9) and on a disk that refuses writes.
+
+const CRASH: &str = "DYLIB_DEV_TEST_CRASH_AFTER";
+
+/// The crash points a command passes, in order (`DYLIB_DEV_TEST_CRASH_AFTER=?`).
+fn crash_points(fx: &Fixture, args: &[&str]) -> Vec<String> {
+    let out = fx.dylib_dev().args(args).env(CRASH, "?").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.strip_prefix("crash point: ").map(str::to_string))
+        .collect()
+}
+
+/// Runs a command that kills itself at `step`.
+fn crash_at(fx: &Fixture, args: &[&str], step: &str) {
+    let out = fx.dylib_dev().args(args).env(CRASH, step).output().unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGKILL),
+        "{args:?} did not die at {step}:\n{}",
+        text(&out)
+    );
+}
+
+/// `cargo build` (static, offline) succeeds.
+fn builds(fx: &Fixture, what: &str) {
+    let out = fx
+        .cargo()
+        .args(["build", "--offline", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: the project no longer builds:\n{}",
+        text(&out)
+    );
+}
+
+const WRAP: [&str; 4] = ["wrap", "serde", "serde_json", "regex"];
+
+#[test]
+fn kill_9_during_wrap_at_every_step_leaves_a_project_that_builds_and_unwraps() {
+    let reference = Fixture::copy("diamond");
+    let original = reference.tree();
+    let steps = crash_points(&reference, &WRAP);
+    let wrapped = reference.tree();
+    assert!(
+        steps.len() >= 5
+            && steps.iter().any(|s| s == "record")
+            && steps.iter().any(|s| s.starts_with("tmp:")),
+        "{steps:?}"
+    );
+    eprintln!("crash points: {steps:?}");
+    for step in &steps {
+        // Crash, then build and unwrap.
+        let fx = Fixture::copy("diamond");
+        crash_at(&fx, &WRAP, step);
+        builds(&fx, &format!("after a crash at {step}"));
+        let out = fx.dylib_dev().arg("unwrap").output().unwrap();
+        let not_wrapped = String::from_utf8_lossy(&out.stderr).contains("is not wrapped");
+        assert!(
+            out.status.success() || not_wrapped,
+            "unwrap after a crash at {step}:\n{}",
+            text(&out)
+        );
+        assert_same_tree(&original, &fx.tree());
+
+        // Crash, then wrap again: it finishes the job.
+        let fx = Fixture::copy("diamond");
+        crash_at(&fx, &WRAP, step);
+        let out = fx.dylib_dev().args(WRAP).output().unwrap();
+        assert!(
+            out.status.success(),
+            "wrap after a crash at {step}:\n{}",
+            text(&out)
+        );
+        assert_same_tree(&wrapped, &fx.tree());
+    }
+}
+
+#[test]
+fn kill_9_during_unwrap_at_every_step_then_unwrap_again_restores() {
+    let reference = Fixture::copy("diamond");
+    let original = reference.tree();
+    let out = reference.dylib_dev().args(WRAP).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let steps = crash_points(&reference, &["unwrap"]);
+    assert_same_tree(&original, &reference.tree());
+    assert!(steps.len() >= 4, "{steps:?}");
+    eprintln!("crash points: {steps:?}");
+    for step in &steps {
+        let fx = Fixture::copy("diamond");
+        let out = fx.dylib_dev().args(WRAP).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        crash_at(&fx, &["unwrap"], step);
+        builds(&fx, &format!("after a crash of unwrap at {step}"));
+        let out = fx.dylib_dev().arg("unwrap").output().unwrap();
+        let not_wrapped = String::from_utf8_lossy(&out.stderr).contains("is not wrapped");
+        assert!(
+            out.status.success() || not_wrapped,
+            "unwrap again after a crash at {step}:\n{}",
+            text(&out)
+        );
+        assert_same_tree(&original, &fx.tree());
+    }
+}
+
+#[test]
+fn kill_9_during_wrap_of_a_glob_workspace_never_breaks_the_workspace() {
+    let reference = Fixture::copy("ws-glob");
+    let original = reference.tree();
+    let args = ["wrap", "-p", "app", "serde_json"];
+    let steps = crash_points(&reference, &args);
+    eprintln!("crash points: {steps:?}");
+    for step in &steps {
+        let fx = Fixture::copy("ws-glob");
+        crash_at(&fx, &args, step);
+        let out = fx
+            .cargo()
+            .args(["metadata", "--offline", "--format-version", "1"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the workspace does not load after a crash at {step}:\n{}",
+            text(&out)
+        );
+        let out = fx
+            .dylib_dev()
+            .args(["unwrap", "-p", "app"])
+            .output()
+            .unwrap();
+        let not_wrapped = String::from_utf8_lossy(&out.stderr).contains("is not wrapped");
+        assert!(out.status.success() || not_wrapped, "{}", text(&out));
+        assert_same_tree(&original, &fx.tree());
+    }
+}
+
+/// A small tmpfs of our own (root with CAP_SYS_ADMIN), unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs { dir })
+    }
+
+    fn remount(&self, opts: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{opts}")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// The diamond fixture copied into `dir` (a file system under test).
+fn diamond_in(dir: &Path) -> Fixture {
+    let fx = Fixture {
+        dir: tempfile::tempdir_in(dir).unwrap(),
+    };
+    common::copy_tree(
+        &common::repo_root().join("tests/fixtures/diamond"),
+        fx.path(),
+    );
+    fx
+}
+
+#[test]
+fn read_only_project_is_refused_with_a_clear_message_and_left_intact() {
+    let (fx, _mount, how) = match Tmpfs::mount("16m") {
+        Some(mount) => {
+            let fx = diamond_in(mount.dir.path());
+            mount.remount("ro");
+            (fx, Some(mount), "a read-only tmpfs")
+        }
+        None if unsafe { libc::geteuid() } != 0 => {
+            let fx = Fixture::copy("diamond");
+            std::fs::set_permissions(fx.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+            (fx, None, "a directory without write permission")
+        }
+        None => {
+            eprintln!(
+                "skipped: root without CAP_SYS_ADMIN can neither mount nor be refused by chmod"
+            );
+            return;
+        }
+    };
+    let before = fx.tree();
+    let out = fx.dylib_dev().args(WRAP).output().unwrap();
+    assert!(!out.status.success(), "wrap on {how} succeeded?");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error:")
+            && (stderr.contains("Read-only file system") || stderr.contains("Permission denied")),
+        "{stderr}"
+    );
+    assert_same_tree(&before, &fx.tree());
+    if _mount.is_none() {
+        std::fs::set_permissions(fx.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+#[test]
+fn full_disk_at_every_point_of_wrap_leaves_the_project_intact() {
+    let Some(mount) = Tmpfs::mount("16m") else {
+        eprintln!(
+            "skipped: cannot mount a tmpfs here (needs CAP_SYS_ADMIN); `wrap::tests::a_failed_write_rolls_back_every_earlier_one` covers the rollback"
+        );
+        return;
+    };
+    // Run out of space after 0, 1, 2, ... free pages, until the wrap fits.
+    let mut failures = Vec::new();
+    for free_pages in 0..16u64 {
+        let fx = diamond_in(mount.dir.path());
+        let before = fx.tree();
+        let filler = mount.dir.path().join("filler");
+        fill_leaving(&filler, free_pages);
+        let out = fx.dylib_dev().args(WRAP).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        std::fs::remove_file(&filler).unwrap();
+        if out.status.success() {
+            assert!(!failures.is_empty(), "a full disk never failed the wrap");
+            eprintln!("wrap fits with {free_pages} free pages; failures before: {failures:?}");
+            return;
+        }
+        assert!(
+            stderr.contains("No space left on device") && stderr.contains("nothing was changed"),
+            "{free_pages} free pages:\n{stderr}"
+        );
+        assert_same_tree(&before, &fx.tree());
+        let first = stderr.lines().next().unwrap_or_default().to_string();
+        failures.push(format!("{free_pages}: {first}"));
+    }
+    panic!("wrap never fit: {failures:#?}");
+}
+
+/// Writes `path` until the file system is full, then frees `pages` pages of it.
+fn fill_leaving(path: &Path, pages: u64) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    let mut small = [0u8; 512];
+    small.fill(1);
+    while f.write_all(&small).is_ok() {}
+    let len = f.metadata().unwrap().len();
+    f.set_len(len.saturating_sub(pages * 4096)).unwrap();
+}
