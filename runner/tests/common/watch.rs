@@ -141,11 +141,6 @@ impl Watch {
 }
 
 impl Watch {
-    /// The host's lines from index `from` on.
-    pub fn out_since(&self, from: usize) -> Vec<String> {
-        self.out.lines.lock().unwrap()[from..].to_vec()
-    }
-
     /// Sends `signal` to the watcher (e.g. SIGKILL, as `kill -9`).
     pub fn signal(&self, signal: libc::c_int) {
         // SAFETY: kill() with a pid we own and a valid signal has no memory effects.
