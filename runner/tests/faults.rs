@@ -249,7 +249,7 @@ fn an_uncaught_panic_ends_the_host_and_the_watcher_waits_for_the_fix() {
 #[test]
 fn endless_loop_in_logic_is_reported_and_the_fix_restarts_the_host() {
     let _serial = serial();
-    let (fx, watch, at, pid, _) = start(&[]);
+    let (fx, watch, _, pid, _) = start(&[]);
     let err_at = watch.err_len();
     set_logic(
         &fx,
@@ -257,7 +257,7 @@ fn endless_loop_in_logic_is_reported_and_the_fix_restarts_the_host() {
         "flogic=l1",
         false,
     );
-    watch.wait_out(at, CHANGE, |l| l.contains("flogic=l1"));
+    // (The new version may loop at its first call: no line of it is awaited.)
     // The fixture's hang-timeout-ms is 1500.
     let (_, line) = watch.wait_err(err_at, CHANGE, |l| l.contains("has not returned for"));
     assert!(
