@@ -19,7 +19,6 @@ use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 use {{crate_name}}_shared::{self as shared, Report, Stats};
 use dylib_dev_runtime::{Builder, ReloadEvent, SwapPolicy};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -172,9 +171,10 @@ fn run_logic(world: &mut World) {
     }
     let frames = guard.frames;
     let registered = world.components().len();
-    // Host and logic share one std (prefer-dynamic), so a panic in a system unwinds to here.
-    if catch_unwind(AssertUnwindSafe(|| logic::update(world))).is_err() {
-        println!("the logic panicked (message above); paused until the next swap");
+    // A panic in a system comes back as `Err` (host and logic share one std, and the runtime
+    // catches it at the call): the game pauses instead of crashing.
+    if let Err(panic) = logic::try_call(|s| s.update(world)) {
+        println!("{panic}; paused until the next swap");
         world.resource_mut::<Guardrails>().panicked = Some(version);
     }
     let now = world.components().len();

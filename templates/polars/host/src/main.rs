@@ -14,7 +14,6 @@ mod data;
 use dylib_dev_runtime::{Builder, ReloadEvent, SwapPolicy};
 use polars::prelude::*;
 use std::io::{BufRead, IsTerminal, Write};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -236,14 +235,16 @@ fn for_logic(df: &DataFrame) -> DataFrame {
 }
 
 /// Calls the logic's `analyze` and prints its report; a panic in it is caught and reported (host
-/// and logic share one std under dylib-dev), the data stays.
+/// and logic share one std under dylib-dev, and the runtime catches it at the call), the data
+/// stays.
 fn run_analysis(df: &DataFrame) {
     let version = logic::lib().version();
     let started = Instant::now();
     let view = for_logic(df);
-    match catch_unwind(AssertUnwindSafe(|| logic::analyze(&view))) {
+    // A panic in the analysis comes back as `Err`: the host keeps its data and waits for the fix.
+    match logic::try_call(|s| s.analyze(&view)) {
         Ok(report) => println!("{report}"),
-        Err(_) => println!("the analysis panicked (message above); fix it and save"),
+        Err(panic) => println!("{panic}\nfix it and save: the data stays in memory"),
     }
     println!(
         "-- logic version {version}, pid {}, {} ms --",
