@@ -95,12 +95,7 @@ pub fn command(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     }
 
     let model = WatchModel::from_metadata(&metadata, args.package.package.as_deref())?;
-    let host_package = metadata
-        .workspace_packages()
-        .into_iter()
-        .find(|p| p.name.as_str() == model.host)
-        .cloned()
-        .expect("the model's host is a member");
+    let host_package = model.host_package(&metadata).clone();
     let edit = Edit {
         file,
         original,

@@ -41,12 +41,7 @@ pub fn run(
     marker: &str,
 ) -> anyhow::Result<std::process::ExitCode> {
     let model = WatchModel::from_metadata(metadata, args.package.package.as_deref())?;
-    let host_package = metadata
-        .workspace_packages()
-        .into_iter()
-        .find(|p| p.name.as_str() == model.host)
-        .cloned()
-        .expect("the model's host is a member");
+    let host_package = model.host_package(metadata).clone();
     let toolchain = crate::toolchain::Toolchain::detect()?;
     eprintln!(
         "dylib-dev bench --soak: {swaps} swaps of the logic library of `{}` into one host",

@@ -21,12 +21,7 @@ pub fn command(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if let Some(ms) = args.hang_timeout_ms {
         model.hang_timeout = Duration::from_millis(ms);
     }
-    let host_package = metadata
-        .workspace_packages()
-        .into_iter()
-        .find(|p| p.name.as_str() == model.host)
-        .cloned()
-        .expect("the model's host is a member");
+    let host_package = model.host_package(&metadata).clone();
     let session = session::Session {
         model,
         build: build::BuildOptions {

@@ -281,6 +281,15 @@ impl WatchModel {
         })
     }
 
+    /// The host's package in `metadata` (the metadata the model was made from).
+    pub fn host_package<'m>(&self, metadata: &'m cargo_metadata::Metadata) -> &'m Package {
+        metadata
+            .workspace_packages()
+            .into_iter()
+            .find(|p| p.name.as_str() == self.host)
+            .expect("the model's host is a workspace member")
+    }
+
     /// The package whose directory holds `path` (the innermost one for nested packages).
     pub fn package_of(&self, path: &Path) -> Option<&LocalPackage> {
         self.packages
