@@ -11,8 +11,8 @@ use std::path::Path;
 pub const CRASH_VAR: &str = "DYLIB_DEV_TEST_CRASH_AFTER";
 
 /// Prefix and suffix of the temp files of [`write_atomic`].
-const TEMP_PREFIX: &str = ".dylib-dev-";
-const TEMP_SUFFIX: &str = ".tmp";
+pub(crate) const TEMP_PREFIX: &str = ".dylib-dev-";
+pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 
 /// A named step of a multi-file operation; see the module docs.
 pub fn crash_point(step: &str) {
@@ -31,7 +31,8 @@ pub fn crash_point(step: &str) {
     }
 }
 
-/// Removes the temp files an interrupted [`write_atomic`] left in `dir`.
+/// Removes what an interrupted run left in `dir`: temp files of [`write_atomic`] and staging
+/// directories of `wrap` (both named `.dylib-dev-*.tmp`).
 pub fn remove_stale_temps(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -39,12 +40,14 @@ pub fn remove_stale_temps(dir: &Path) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(TEMP_PREFIX)
-            && name.ends_with(TEMP_SUFFIX)
-            && entry.file_type().is_ok_and(|t| t.is_file())
-        {
-            let _ = std::fs::remove_file(entry.path());
+        if !(name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)) {
+            continue;
         }
+        let _ = match entry.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(entry.path()),
+            Ok(_) => std::fs::remove_file(entry.path()),
+            Err(e) => Err(e),
+        };
     }
 }
 

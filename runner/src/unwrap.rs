@@ -30,7 +30,7 @@ pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let Some(record) = Record::load(&layout.deps_dir)? else {
         // What an interrupted `wrap` or `unwrap` can leave: staging directories, empty
         // directories, a lock file that still lists the generated crate.
-        crate::wrap::remove_stale_staging(&layout.workspace_root);
+        fsutil::remove_stale_temps(&layout.workspace_root);
         let _ = std::fs::remove_dir(layout.deps_dir.join("src"));
         let _ = std::fs::remove_dir(&layout.deps_dir);
         if !layout.deps_dir.exists() {
@@ -62,7 +62,7 @@ pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     fsutil::remove_stale_temps(&layout.deps_dir);
     fsutil::remove_stale_temps(&layout.deps_dir.join("src"));
-    crate::wrap::remove_stale_staging(&layout.workspace_root);
+    fsutil::remove_stale_temps(&layout.workspace_root);
     let leftovers = remove_generated(&layout, &record)?;
     fsutil::crash_point("removed");
     restore_lockfile(&layout, record.lockfile_existed);

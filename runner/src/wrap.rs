@@ -228,8 +228,13 @@ impl Plan {
     pub fn apply(&self) -> anyhow::Result<()> {
         let deps_dir = &self.layout.deps_dir;
         let src_dir = deps_dir.join("src");
-        remove_stale_staging(&self.layout.workspace_root);
-        for dir in [deps_dir.clone(), src_dir.clone()].into_iter().chain(
+        for dir in [
+            self.layout.workspace_root.clone(),
+            deps_dir.clone(),
+            src_dir.clone(),
+        ]
+        .into_iter()
+        .chain(
             self.touched
                 .iter()
                 .filter_map(|w| w.path.parent().map(Path::to_path_buf)),
@@ -282,8 +287,8 @@ impl Plan {
         let deps_dir = &self.layout.deps_dir;
         let root = &self.layout.workspace_root;
         let staging = tempfile::Builder::new()
-            .prefix(STAGING_PREFIX)
-            .suffix(STAGING_SUFFIX)
+            .prefix(fsutil::TEMP_PREFIX)
+            .suffix(fsutil::TEMP_SUFFIX)
             .tempdir_in(root)
             .with_context(|| {
                 format!(
@@ -363,27 +368,6 @@ impl Plan {
             Ok(())
         } else {
             Err(failed.join(", "))
-        }
-    }
-}
-
-/// Prefix and suffix of the staging directory of a first wrap.
-const STAGING_PREFIX: &str = ".dylib-dev-";
-const STAGING_SUFFIX: &str = ".tmp";
-
-/// Removes staging directories an interrupted `wrap` left in the workspace root.
-pub fn remove_stale_staging(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(STAGING_PREFIX)
-            && name.ends_with(STAGING_SUFFIX)
-            && entry.file_type().is_ok_and(|t| t.is_dir())
-        {
-            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }
@@ -748,7 +732,7 @@ pub fn find_dependency(
     if let Some(deps) = doc
         .get("dependencies")
         .and_then(Item::as_table_like)
-        .and_then(as_table)
+        .map(as_table)
     {
         consider(DepTable::Normal, &deps)?;
     }
@@ -757,7 +741,7 @@ pub fn find_dependency(
             if let Some(deps) = target
                 .get("dependencies")
                 .and_then(Item::as_table_like)
-                .and_then(as_table)
+                .map(as_table)
             {
                 consider(DepTable::Target(cfg.to_string()), &deps)?;
             }
@@ -802,12 +786,8 @@ pub fn find_dependency(
     })
 }
 
-fn as_table(t: &dyn toml_edit::TableLike) -> Option<Table> {
-    let mut table = Table::new();
-    for (k, v) in t.iter() {
-        table.insert(k, v.clone());
-    }
-    Some(table)
+fn as_table(t: &dyn toml_edit::TableLike) -> Table {
+    t.iter().map(|(k, v)| (k, v.clone())).collect()
 }
 
 /// The extern name and package id cargo resolved for the dependency `key` of the selected package.
