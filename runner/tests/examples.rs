@@ -15,12 +15,6 @@ use std::time::{Duration, Instant};
 const COLD_START: Duration = Duration::from_secs(40 * 60);
 
 /// Replaces `from` (which must be there) with `to` in a file of the project.
-fn edit(fx: &Fixture, rel: &str, from: &str, to: &str) {
-    let text = fx.read(rel);
-    assert!(text.contains(from), "{rel} has no {from:?}");
-    fx.write(rel, &text.replace(from, to));
-}
-
 /// The number after `key` in `line`, up to the next non-digit.
 fn number_after(line: &str, key: &str) -> u64 {
     let at = line
@@ -62,14 +56,12 @@ fn polars_repl_reruns_the_edited_analysis_on_the_data_in_memory() {
     );
 
     let edited = Instant::now();
-    edit(
-        &fx,
+    fx.replace(
         "logic/src/lib.rs",
         "group_by([col(\"zone\")])",
         "group_by([col(\"payment\")])",
     );
-    edit(
-        &fx,
+    fx.replace(
         "logic/src/lib.rs",
         "revenue by pickup zone",
         "revenue by payment type",
@@ -121,8 +113,7 @@ fn bevy_game_swaps_systems_and_keeps_entities_and_resources() {
     let balls = number_after(&before, "balls=");
 
     let edited = Instant::now();
-    edit(
-        &fx,
+    fx.replace(
         "logic/src/lib.rs",
         "const GRAVITY: f32 = -500.0;",
         "const GRAVITY: f32 = -120.0;",

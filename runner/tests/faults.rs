@@ -4,7 +4,7 @@
 //! wraps a copy of `tests/fixtures/diamond`.
 mod common;
 
-use common::watch::{CHANGE, START, Watch, serial};
+use common::watch::{CHANGE, START, Watch, pid_and_counter, serial};
 use common::{Fixture, assert_same_tree, text};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
@@ -16,23 +16,6 @@ fn start_watch(fx: &Fixture, envs: &[(&str, &str)]) -> Watch {
     let mut all = vec![("RUST_BACKTRACE", "0")];
     all.extend_from_slice(envs);
     Watch::start_in(fx.path(), &all)
-}
-
-/// `{"counter":12,"host":"v1","pid":4242} flogic=v1 ...` -> (pid, counter).
-fn pid_and_counter(line: &str) -> (u32, u64) {
-    let json = &line[..line.find('}').expect("json prefix") + 1];
-    let v: serde_json::Value = serde_json::from_str(json).expect("valid json");
-    (
-        v["pid"].as_u64().unwrap() as u32,
-        v["counter"].as_u64().unwrap(),
-    )
-}
-
-/// Replaces `from` (which must occur) by `to` in a file of the fixture.
-fn edit(fx: &Fixture, rel: &str, from: &str, to: &str) {
-    let text = fx.read(rel);
-    assert!(text.contains(from), "{rel} has no {from:?}");
-    fx.write(rel, &text.replace(from, to));
 }
 
 /// Whether process `pid` exists and is not a zombie.
@@ -509,7 +492,7 @@ fn malformed_manifest_keeps_the_host_running_and_the_fix_restarts_it_with_its_st
     let (at, _) = watch.wait_out(at, CHANGE, |l| pid_and_counter(l).1 >= 20);
     let err_at = watch.err_len();
     let manifest = fx.read("fhost/Cargo.toml");
-    edit(&fx, "fhost/Cargo.toml", "[features]", "[features");
+    fx.replace("fhost/Cargo.toml", "[features]", "[features");
     let (_, line) = watch.wait_err(err_at, CHANGE, |l| l.contains("build failed"));
     assert!(line.contains("the host keeps running"), "{line}");
     let shown = watch.err_since(err_at).join("\n");

@@ -3,24 +3,8 @@
 mod common;
 
 use common::Fixture;
-use common::watch::{CHANGE, START, Watch, serial};
+use common::watch::{CHANGE, START, Watch, pid_and_counter, serial};
 use std::time::{Duration, Instant};
-
-/// `{"counter":12,"host":"v1","pid":4242} logic=v1 ...` -> (pid, counter).
-fn pid_and_counter(line: &str) -> (u32, u64) {
-    let json = &line[..line.find('}').expect("json prefix") + 1];
-    let v: serde_json::Value = serde_json::from_str(json).expect("valid json");
-    (
-        v["pid"].as_u64().unwrap() as u32,
-        v["counter"].as_u64().unwrap(),
-    )
-}
-
-fn edit(fx: &Fixture, rel: &str, from: &str, to: &str) {
-    let text = fx.read(rel);
-    assert!(text.contains(from), "{rel} has no {from:?}");
-    fx.write(rel, &text.replace(from, to));
-}
 
 #[test]
 fn logic_edit_swaps_into_the_same_process_and_keeps_state() {
@@ -30,7 +14,7 @@ fn logic_edit_swaps_into_the_same_process_and_keeps_state() {
     let (at, line) = watch.wait_out(0, START, |l| l.contains("logic=v1"));
     let (pid, counter) = pid_and_counter(&line);
 
-    edit(&fx, "logic/src/lib.rs", "logic=v1", "logic=v2");
+    fx.replace("logic/src/lib.rs", "logic=v1", "logic=v2");
     let (_, line) = watch.wait_out(at, CHANGE, |l| l.contains("logic=v2"));
     let (pid2, counter2) = pid_and_counter(&line);
     assert_eq!(pid2, pid, "same host process after the swap");
@@ -51,12 +35,7 @@ fn host_edit_restarts_the_host() {
     let (at, line) = watch.wait_out(0, START, |l| l.contains("\"host\":\"v1\""));
     let (pid, _) = pid_and_counter(&line);
 
-    edit(
-        &fx,
-        "host/src/main.rs",
-        "\"host\": \"v1\"",
-        "\"host\": \"v2\"",
-    );
+    fx.replace("host/src/main.rs", "\"host\": \"v1\"", "\"host\": \"v2\"");
     let (_, line) = watch.wait_out(at, CHANGE, |l| l.contains("\"host\":\"v2\""));
     let (pid2, counter2) = pid_and_counter(&line);
     assert_ne!(pid2, pid, "a new host process");
@@ -75,8 +54,7 @@ fn compile_error_keeps_the_old_code_running_and_the_fix_swaps() {
     let (pid, _) = pid_and_counter(&line);
 
     let err_at = watch.err_len();
-    edit(
-        &fx,
+    fx.replace(
         "logic/src/lib.rs",
         "let words =",
         "let broken: u32 = \"not a number\";\n    let words =",
@@ -97,13 +75,12 @@ fn compile_error_keeps_the_old_code_running_and_the_fix_swaps() {
         "the old code still runs in the same host"
     );
 
-    edit(
-        &fx,
+    fx.replace(
         "logic/src/lib.rs",
         "let broken: u32 = \"not a number\";\n    ",
         "",
     );
-    edit(&fx, "logic/src/lib.rs", "logic=v1", "logic=v3");
+    fx.replace("logic/src/lib.rs", "logic=v1", "logic=v3");
     let (_, line) = watch.wait_out(after_error, CHANGE, |l| l.contains("logic=v3"));
     assert_eq!(
         pid_and_counter(&line).0,
@@ -120,8 +97,7 @@ fn twenty_quick_saves_build_at_most_twice_and_the_last_one_runs() {
     let (at, _) = watch.wait_out(0, START, |l| l.contains("logic=v1"));
     let err_at = watch.err_len();
     for i in 0..20 {
-        edit(
-            &fx,
+        fx.replace(
             "logic/src/lib.rs",
             &if i == 0 {
                 "logic=v1".to_string()
@@ -162,8 +138,7 @@ fn ctrl_c_leaves_no_process_behind() {
     let (host_pid, _) = pid_and_counter(&line);
     // Interrupt in the middle of a build.
     let err_at = watch.err_len();
-    edit(
-        &fx,
+    fx.replace(
         "shared/src/lib.rs",
         "pub counter: u64,",
         "pub counter: u64,\n    /// Added.\n    pub extra: u32,",
@@ -234,7 +209,7 @@ fn hot_lib_reloader_host_reloads_under_watch() {
 
     // Right after the start: within the grace the runner gives a host to connect.
     let edited = Instant::now();
-    edit(&fx, "lib/src/lib.rs", "doing stuff", "doing other stuff");
+    fx.replace("lib/src/lib.rs", "doing stuff", "doing other stuff");
     let (at, line) = watch.wait_out(at, CHANGE, |l| l.contains("doing other stuff"));
     eprintln!("edit to new output: {} ms", edited.elapsed().as_millis());
     let (pid2, iteration2) = hlr_pid_and_iteration(&line);
@@ -263,7 +238,7 @@ fn fast_path_builds_the_same_library_as_cargo() {
     let (at, line) = watch.wait_out(0, START, |l| l.contains("logic=v1"));
     let (pid, _) = pid_and_counter(&line);
     let err_at = watch.err_len();
-    edit(&fx, "logic/src/lib.rs", "logic=v1", "logic=v2");
+    fx.replace("logic/src/lib.rs", "logic=v1", "logic=v2");
     let (_, line) = watch.wait_out(at, CHANGE, |l| l.contains("logic=v2"));
     assert_eq!(pid_and_counter(&line).0, pid);
     watch.wait_err(err_at, CHANGE, |l| {

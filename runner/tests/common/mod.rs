@@ -97,6 +97,13 @@ impl Fixture {
         std::fs::read_to_string(self.join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 
+    /// Replaces `from` (which must occur) by `to` in a file of the project, as an editor save.
+    pub fn replace(&self, rel: &str, from: &str, to: &str) {
+        let text = self.read(rel);
+        assert!(text.contains(from), "{rel} has no {from:?}");
+        self.write(rel, &text.replace(from, to));
+    }
+
     /// Writes a file of the project.
     pub fn write(&self, rel: &str, contents: &str) {
         std::fs::write(self.join(rel), contents).unwrap_or_else(|e| panic!("write {rel}: {e}"));

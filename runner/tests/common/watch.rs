@@ -201,3 +201,13 @@ fn wait(
         guard = lines.grew.wait_timeout(guard, left).unwrap().0;
     }
 }
+
+/// `{"counter":12,"host":"v1","pid":4242} logic=v1 ...` (the fixtures' host lines) -> (pid, counter).
+pub fn pid_and_counter(line: &str) -> (u32, u64) {
+    let json = &line[..line.find('}').expect("json prefix") + 1];
+    let v: serde_json::Value = serde_json::from_str(json).expect("valid json");
+    (
+        v["pid"].as_u64().unwrap() as u32,
+        v["counter"].as_u64().unwrap(),
+    )
+}
