@@ -188,6 +188,7 @@ fn restart_loop(
             model,
             &BuildOptions {
                 fast_path: false,
+                plain_rustc: args.plain_rustc,
                 ..BuildOptions::default()
             },
             false,
@@ -279,6 +280,9 @@ fn start_watch(root: &Path, args: &BenchArgs) -> anyhow::Result<Child> {
     }
     if args.no_fast_path {
         cmd.arg("--no-fast-path");
+    }
+    if args.plain_rustc {
+        cmd.arg("--plain-rustc");
     }
     cmd.arg("--").args(&args.args);
     cmd.env("NO_COLOR", "1")

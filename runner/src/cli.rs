@@ -176,6 +176,9 @@ pub struct BenchArgs {
     /// Run `watch --no-fast-path`: every rebuild through cargo.
     #[arg(long)]
     pub no_fast_path: bool,
+    /// Run `watch --plain-rustc` (and build the dynamic loop so): logic built with cargo's flags as they are.
+    #[arg(long)]
+    pub plain_rustc: bool,
     /// Instead: swap two builds of the logic library into one host N times and report its memory
     /// and mapped library copies (a soak, not a latency measurement).
     #[arg(long, value_name = "N")]
@@ -197,6 +200,10 @@ pub struct WatchArgs {
     /// Always build with cargo, never rustc directly (the fast path for logic-only edits).
     #[arg(long)]
     pub no_fast_path: bool,
+    /// Build logic crates with cargo's rustc flags as they are: no `-Zshare-generics=no`, no
+    /// link against stubs of the deps dylib (see "How fast" in the README).
+    #[arg(long)]
+    pub plain_rustc: bool,
     /// A call into logic running this long is reported stuck, and a swap that waits this long for
     /// it restarts the host (default 10000, or `hang-timeout-ms` in the config).
     #[arg(long, value_name = "MS", alias = "reload-timeout-ms")]

@@ -20,18 +20,20 @@ use std::time::{Duration, Instant};
 pub const ENV_WRAPPER: &str = "DYLIB_DEV_RUSTC_WRAPPER";
 /// Directory where the wrapper records invocations.
 pub const ENV_CAPTURE_DIR: &str = "DYLIB_DEV_CAPTURE_DIR";
-/// Comma-separated crate names (as rustc's `--crate-name`) whose library build is recorded.
-pub const ENV_CAPTURE_CRATES: &str = "DYLIB_DEV_CAPTURE_CRATES";
+/// Comma-separated crate names (as rustc's `--crate-name`) of the logic libraries: recorded when
+/// [`ENV_CAPTURE_DIR`] is set, tuned when [`crate::tuning::ENV_TUNE`] is.
+pub const ENV_LOGIC_CRATES: &str = "DYLIB_DEV_LOGIC_CRATES";
 
 /// Variables never replayed: cargo's jobserver file descriptors are gone by then, and our own
 /// markers must not make the replayed rustc record itself.
-const NOT_REPLAYED: [&str; 6] = [
+const NOT_REPLAYED: [&str; 7] = [
     "CARGO_MAKEFLAGS",
     "MAKEFLAGS",
     "MFLAGS",
     ENV_WRAPPER,
     ENV_CAPTURE_DIR,
-    ENV_CAPTURE_CRATES,
+    ENV_LOGIC_CRATES,
+    crate::tuning::ENV_TUNE,
 ];
 
 /// One recorded rustc run.
@@ -97,19 +99,33 @@ pub fn wrapper_env() -> Vec<(&'static str, OsString)> {
     }
 }
 
-/// In wrapper mode (started by cargo as `dylib-dev <rustc> <args>`): record the invocation if
-/// it is a logic library's, then become rustc. `None` when not in wrapper mode.
+/// In wrapper mode (started by cargo as `dylib-dev <rustc> <args>`): for a logic library, tune
+/// its flags ([`crate::tuning`]) and record the invocation, then become rustc. `None` when not in
+/// wrapper mode.
 pub fn run_as_rustc_wrapper() -> Option<ExitCode> {
     std::env::var_os(ENV_WRAPPER)?;
     let mut argv = std::env::args_os().skip(1);
     let program = argv.next()?;
-    let args: Vec<OsString> = argv.collect();
-    if let Err(e) = record(&program, &args) {
-        // Recording is an optimisation: never fail the build for it.
-        eprintln!("dylib-dev: could not record the rustc invocation: {e}");
+    let mut args: Vec<OsString> = argv.collect();
+    let mut extra_env = Vec::new();
+    // Arguments that are not UTF-8 leave the invocation as cargo made it.
+    let utf8: Option<Vec<String>> = args.iter().map(|a| a.to_str().map(String::from)).collect();
+    if let Some(mut strings) = utf8.filter(|a| is_logic_library(a)) {
+        if std::env::var_os(crate::tuning::ENV_TUNE).is_some()
+            && let Ok(exe) = std::env::current_exe()
+        {
+            extra_env = crate::tuning::tune(&mut strings, &exe);
+            args = strings.iter().map(OsString::from).collect();
+        }
+        if let Err(e) = record(&program, strings, &extra_env) {
+            // Recording is an optimisation: never fail the build for it.
+            eprintln!("dylib-dev: could not record the rustc invocation: {e}");
+        }
     }
     let mut cmd = Command::new(&program);
-    cmd.args(&args).env_remove(ENV_WRAPPER);
+    cmd.args(&args)
+        .envs(extra_env.iter().map(|(k, v)| (k, v)))
+        .env_remove(ENV_WRAPPER);
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
@@ -127,35 +143,44 @@ pub fn run_as_rustc_wrapper() -> Option<ExitCode> {
     }
 }
 
-fn record(program: &OsString, args: &[OsString]) -> std::io::Result<()> {
-    let (Some(dir), Some(crates)) = (
-        std::env::var_os(ENV_CAPTURE_DIR),
-        std::env::var(ENV_CAPTURE_CRATES).ok(),
-    ) else {
+/// A library build (`cdylib` or `dylib`) of one of the crates in [`ENV_LOGIC_CRATES`].
+fn is_logic_library(args: &[String]) -> bool {
+    let Ok(crates) = std::env::var(ENV_LOGIC_CRATES) else {
+        return false;
+    };
+    let name = args
+        .windows(2)
+        .find(|w| w[0] == "--crate-name")
+        .map(|w| w[1].as_str());
+    let library = args
+        .windows(2)
+        .any(|w| w[0] == "--crate-type" && (w[1] == "cdylib" || w[1] == "dylib"));
+    library && name.is_some_and(|n| crates.split(',').any(|c| c == n))
+}
+
+/// Records the invocation (with the variables tuning added) where the fast path finds it.
+fn record(
+    program: &OsString,
+    args: Vec<String>,
+    extra_env: &[(String, String)],
+) -> std::io::Result<()> {
+    let Some(dir) = std::env::var_os(ENV_CAPTURE_DIR) else {
         return Ok(());
     };
-    let args: Vec<String> = args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| !NOT_REPLAYED.contains(&k.as_str()))
+        .filter(|(k, _)| !extra_env.iter().any(|(e, _)| e == k))
         .collect();
+    env.extend(extra_env.iter().cloned());
     let invocation = Invocation {
         program: PathBuf::from(program),
         cwd: std::env::current_dir()?,
-        env: std::env::vars()
-            .filter(|(k, _)| !NOT_REPLAYED.contains(&k.as_str()))
-            .collect(),
+        env,
         args,
     };
     let Some(name) = invocation.crate_name() else {
         return Ok(());
     };
-    let library = invocation
-        .args
-        .windows(2)
-        .any(|w| w[0] == "--crate-type" && (w[1] == "cdylib" || w[1] == "dylib"));
-    if !library || !crates.split(',').any(|c| c == name) {
-        return Ok(());
-    }
     let path = Path::new(&dir).join(format!("{name}.json"));
     let json = serde_json::to_vec_pretty(&invocation).map_err(std::io::Error::other)?;
     std::fs::create_dir_all(&dir)?;

@@ -26,6 +26,7 @@ pub mod soak;
 pub mod source_edit;
 pub mod templates;
 pub mod toolchain;
+pub mod tuning;
 pub mod ui;
 pub mod unwrap;
 pub mod watch;

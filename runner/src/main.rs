@@ -7,6 +7,10 @@ fn main() -> ExitCode {
     if let Some(code) = dylib_dev::fastpath::run_as_rustc_wrapper() {
         return code;
     }
+    // Started by a tuned rustc as its linker: link the logic library against stubs.
+    if let Some(code) = dylib_dev::tuning::run_as_linker() {
+        return code;
+    }
     let cli = dylib_dev::cli::Cli::parse();
     dylib_dev::logging::init(cli.global.verbose, cli.global.quiet);
     dylib_dev::cli::exit_code(dylib_dev::cli::run(cli))

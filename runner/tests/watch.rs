@@ -4,6 +4,7 @@ mod common;
 
 use common::Fixture;
 use common::watch::{CHANGE, START, Watch, pid_and_counter, serial};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -265,8 +266,11 @@ fn fast_path_builds_the_same_library_as_cargo() {
         ])
         .arg(&target)
         .env("CARGO_ENCODED_RUSTFLAGS", "-Cprefer-dynamic")
+        // The environment watch gives cargo: logic's flags tuned the same way.
         .env("RUSTC_WORKSPACE_WRAPPER", env!("CARGO_BIN_EXE_dylib-dev"))
         .env("DYLIB_DEV_RUSTC_WRAPPER", "1")
+        .env("DYLIB_DEV_LOGIC_CRATES", "logic")
+        .env("DYLIB_DEV_TUNE_LOGIC", "1")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -277,5 +281,21 @@ fn fast_path_builds_the_same_library_as_cargo() {
     assert!(
         std::fs::read(&lib).unwrap() == fast,
         "the direct rustc build differs from cargo's"
+    );
+    // Linked against a stub of the deps dylib, it still names the real one.
+    assert!(
+        target
+            .join("debug/deps/dylib-dev-link-stubs/libhost_deps.so")
+            .is_file()
+    );
+    let needed = Command::new("readelf")
+        .arg("-d")
+        .arg(&lib)
+        .output()
+        .unwrap();
+    let needed = String::from_utf8_lossy(&needed.stdout);
+    assert!(
+        needed.contains("[libhost_deps.so]"),
+        "liblogic.so needs the deps dylib:\n{needed}"
     );
 }

@@ -7,6 +7,10 @@ fn main() -> ExitCode {
     if let Some(code) = dylib_dev::fastpath::run_as_rustc_wrapper() {
         return code;
     }
+    // Started by a tuned rustc as its linker: link the logic library against stubs.
+    if let Some(code) = dylib_dev::tuning::run_as_linker() {
+        return code;
+    }
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "dylib-dev") {
         args.remove(1);

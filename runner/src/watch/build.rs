@@ -18,6 +18,8 @@ pub struct BuildOptions {
     pub release: bool,
     /// Rebuild logic with rustc directly when only its sources changed (`--no-fast-path` turns it off).
     pub fast_path: bool,
+    /// Build logic with cargo's rustc flags as they are (`--plain-rustc`): no [`crate::tuning`].
+    pub plain_rustc: bool,
 }
 
 /// Where the rustc invocations of logic libraries are recorded (per profile: their flags differ).
@@ -51,16 +53,21 @@ pub fn watch_build(model: &WatchModel, options: &BuildOptions, show_progress: bo
         build = build.feature(format!("{logic}/{}", crate::wrap::FEATURE));
     }
     build = build.features(options.features.iter().cloned());
-    // dylib-dev as rustc's wrapper records the logic libraries' invocations for the fast path.
+    // dylib-dev as rustc's wrapper records the logic libraries' invocations for the fast path
+    // and tunes their flags.
     let wrapper = crate::fastpath::wrapper_env();
-    if options.fast_path && !wrapper.is_empty() {
+    if !wrapper.is_empty() {
         let crates: Vec<&str> = model.logic.iter().map(|(_, lib)| lib.as_str()).collect();
-        build = build
-            .env(
+        build = build.env(crate::fastpath::ENV_LOGIC_CRATES, crates.join(","));
+        if options.fast_path {
+            build = build.env(
                 crate::fastpath::ENV_CAPTURE_DIR,
                 capture_dir(model, options),
-            )
-            .env(crate::fastpath::ENV_CAPTURE_CRATES, crates.join(","));
+            );
+        }
+        if !options.plain_rustc {
+            build = build.env(crate::tuning::ENV_TUNE, "1");
+        }
     }
     for (key, value) in wrapper {
         build = build.env(key, value);

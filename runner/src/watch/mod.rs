@@ -28,6 +28,7 @@ pub fn command(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             features: args.build.features.clone(),
             release: args.build.release,
             fast_path: !args.no_fast_path,
+            plain_rustc: args.plain_rustc,
         },
         args: args.args.clone(),
         quiet,
