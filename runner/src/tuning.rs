@@ -188,6 +188,11 @@ fn stub(dir: &Path, soname: &str, linker: &OsStr) -> Option<PathBuf> {
     Some(path)
 }
 
+/// Whether `cc` builds a stub here (what `doctor` reports).
+pub fn stub_links_here() -> bool {
+    tempfile::tempdir().is_ok_and(|dir| stub(dir.path(), "libprobe.so", OsStr::new("cc")).is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +238,25 @@ mod tests {
         let env = tune(&mut args, Path::new("/bin/dylib-dev"));
         assert_eq!(args, before);
         assert!(env.is_empty(), "{env:?}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn stub_names_the_real_library() {
+        let dir = tempfile::tempdir().unwrap();
+        let stub = stub(dir.path(), "libapp_deps.so", OsStr::new("cc")).expect("cc builds a stub");
+        let out = Command::new("readelf")
+            .arg("-d")
+            .arg(&stub)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Library soname: [libapp_deps.so]"), "{text}");
+        // Built once: a second call returns the same file.
+        assert_eq!(
+            super::stub(dir.path(), "libapp_deps.so", OsStr::new("false")),
+            Some(stub)
+        );
     }
 
     #[test]
