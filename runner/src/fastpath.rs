@@ -47,6 +47,9 @@ pub struct Invocation {
     pub cwd: PathBuf,
     /// Its environment (`env!` in the crate reads `CARGO_PKG_*` from here).
     pub env: Vec<(String, String)>,
+    /// Recorded by a build that asked for [`crate::tuning`] (watch without `--plain-rustc`).
+    #[serde(default)]
+    pub tuning: bool,
 }
 
 impl Invocation {
@@ -111,13 +114,12 @@ pub fn run_as_rustc_wrapper() -> Option<ExitCode> {
     // Arguments that are not UTF-8 leave the invocation as cargo made it.
     let utf8: Option<Vec<String>> = args.iter().map(|a| a.to_str().map(String::from)).collect();
     if let Some(mut strings) = utf8.filter(|a| is_logic_library(a)) {
-        if std::env::var_os(crate::tuning::ENV_TUNE).is_some()
-            && let Ok(exe) = std::env::current_exe()
-        {
+        let tuning = std::env::var_os(crate::tuning::ENV_TUNE).is_some();
+        if tuning && let Ok(exe) = std::env::current_exe() {
             extra_env = crate::tuning::tune(&mut strings, &exe);
             args = strings.iter().map(OsString::from).collect();
         }
-        if let Err(e) = record(&program, strings, &extra_env) {
+        if let Err(e) = record(&program, strings, &extra_env, tuning) {
             // Recording is an optimisation: never fail the build for it.
             eprintln!("dylib-dev: could not record the rustc invocation: {e}");
         }
@@ -163,6 +165,7 @@ fn record(
     program: &OsString,
     args: Vec<String>,
     extra_env: &[(String, String)],
+    tuning: bool,
 ) -> std::io::Result<()> {
     let Some(dir) = std::env::var_os(ENV_CAPTURE_DIR) else {
         return Ok(());
@@ -177,6 +180,7 @@ fn record(
         cwd: std::env::current_dir()?,
         env,
         args,
+        tuning,
     };
     let Some(name) = invocation.crate_name() else {
         return Ok(());
@@ -373,6 +377,7 @@ mod tests {
                 .collect(),
             cwd: "/w".into(),
             env: vec![],
+            tuning: false,
         };
         assert_eq!(
             inv(&[]).dep_info_path(),

@@ -406,6 +406,11 @@ impl Session {
             let Some(invocation) = fastpath::load(&dir, lib) else {
                 continue;
             };
+            // Recorded under the other `--plain-rustc` setting: cargo rebuilds (the edit changed
+            // a source) and records it afresh.
+            if invocation.tuning == self.build.plain_rustc {
+                return None;
+            }
             let sources: BTreeSet<PathBuf> = fastpath::sources(&invocation)?.into_iter().collect();
             let touched: Vec<&PathBuf> = pending
                 .paths
