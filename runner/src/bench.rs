@@ -44,6 +44,8 @@ pub struct Sample {
     pub build_ms: Option<f64>,
     /// The swap as the host measured it.
     pub swap_ms: Option<f64>,
+    /// The link's part of the rebuild (when dylib-dev's linker shim ran).
+    pub link_ms: Option<f64>,
 }
 
 /// Runs `dylib-dev bench`.
@@ -246,6 +248,7 @@ fn restart_loop(
             latency_ms: latency.as_secs_f64() * 1e3,
             build_ms: Some(built.as_secs_f64() * 1e3),
             swap_ms: None,
+            link_ms: None,
         });
     }
     Ok(LoopResult {
@@ -392,6 +395,7 @@ fn measure(
             latency_ms: latency.as_secs_f64() * 1e3,
             build_ms: field("rebuilt in "),
             swap_ms: field("swapped in "),
+            link_ms: field("(link "),
         });
         eprintln!("  edit {i:>3}: {} to new output", ms(latency));
         if let Ok(Some(status)) = watch.try_wait() {
@@ -486,6 +490,7 @@ fn report(results: &[(BenchLoop, LoopResult)], debounce: Duration, json: bool) {
                     "latency_ms": latency(r),
                     "build_ms": spread(&col(r, |s| s.build_ms)),
                     "swap_ms": spread(&col(r, |s| s.swap_ms)),
+                    "link_ms": spread(&col(r, |s| s.link_ms)),
                     "noop_build_ms": r.noop_build_ms,
                     "host_rss_kib": r.rss.map(|(a, b)| serde_json::json!({"before": a, "after": b})),
                     "samples": r.samples,
@@ -535,6 +540,10 @@ fn report(results: &[(BenchLoop, LoopResult)], debounce: Duration, json: bool) {
                     spread(&[debounce.as_secs_f64() * 1e3]),
                 ),
             );
+            rows.push((
+                "hot: of the build, the link".to_string(),
+                spread(&col(r, |s| s.link_ms)),
+            ));
             rows.push((
                 "hot: swap (copy, dlopen, switch)".to_string(),
                 spread(&col(r, |s| s.swap_ms)),

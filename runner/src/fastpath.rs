@@ -255,6 +255,8 @@ pub struct FastOutcome {
     pub other_output: String,
     /// Wall time of the rustc run.
     pub duration: Duration,
+    /// The link's part of it, when dylib-dev's linker shim ran ([`crate::tuning`]).
+    pub link: Option<Duration>,
 }
 
 impl FastOutcome {
@@ -266,6 +268,10 @@ impl FastOutcome {
 
 /// Re-runs a recorded invocation and reads rustc's JSON messages from its stderr.
 pub fn rebuild(invocation: &Invocation) -> std::io::Result<FastOutcome> {
+    let link_file = crate::tuning::link_time_file(&invocation.env);
+    if let Some(file) = &link_file {
+        let _ = std::fs::remove_file(file);
+    }
     let started = Instant::now();
     let mut cmd = Command::new(&invocation.program);
     cmd.args(&invocation.args)
@@ -332,6 +338,7 @@ pub fn rebuild(invocation: &Invocation) -> std::io::Result<FastOutcome> {
         diagnostics,
         other_output,
         duration: started.elapsed(),
+        link: link_file.and_then(|f| crate::tuning::read_link_time(&f)),
     })
 }
 

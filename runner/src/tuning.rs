@@ -27,6 +27,9 @@ pub const ENV_LINKER: &str = "DYLIB_DEV_LINKER";
 pub const ENV_STUB_LIBS: &str = "DYLIB_DEV_STUB_LIBS";
 /// Set on a tuned rustc: the directory holding the stubs.
 pub const ENV_STUB_DIR: &str = "DYLIB_DEV_STUB_DIR";
+/// Set on a tuned rustc: the file the shim writes the link's duration to (microseconds), which
+/// the watcher shows as the link's share of a rebuild.
+pub const ENV_LINK_TIME: &str = "DYLIB_DEV_LINK_TIME";
 
 /// Flags that make undefined symbols a link error even in a shared library: no stubs then.
 const NO_UNDEFINED: [&str; 4] = ["-z,defs", "-zdefs", "--no-undefined,", "-z defs"];
@@ -49,13 +52,12 @@ pub fn tune(args: &mut Vec<String>, exe: &Path) -> Vec<(String, String)> {
             args.push(format!("-Clinker={}", exe.display()));
             env.push((ENV_LINKER.into(), linker));
             env.push((ENV_STUB_LIBS.into(), libs.join("\n")));
-            env.push((
-                ENV_STUB_DIR.into(),
-                Path::new(&out_dir)
-                    .join("dylib-dev-link-stubs")
-                    .display()
-                    .to_string(),
-            ));
+            let stub_dir = Path::new(&out_dir).join("dylib-dev-link-stubs");
+            if let Some(name) = arg_after(args, "--crate-name") {
+                let file = stub_dir.join(format!("{name}.link-us"));
+                env.push((ENV_LINK_TIME.into(), file.display().to_string()));
+            }
+            env.push((ENV_STUB_DIR.into(), stub_dir.display().to_string()));
         }
     }
     env
@@ -98,6 +100,13 @@ fn take_linker(args: &mut Vec<String>) -> Option<String> {
 /// fails. `None` when not in linker mode.
 pub fn run_as_linker() -> Option<ExitCode> {
     let linker = std::env::var_os(ENV_LINKER)?;
+    let started = std::time::Instant::now();
+    let timed = |code: ExitCode| {
+        if let Some(file) = std::env::var_os(ENV_LINK_TIME) {
+            let _ = std::fs::write(file, started.elapsed().as_micros().to_string());
+        }
+        code
+    };
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let libs = std::env::var(ENV_STUB_LIBS).unwrap_or_default();
     let stub_dir = std::env::var_os(ENV_STUB_DIR).map(PathBuf::from);
@@ -106,7 +115,8 @@ pub fn run_as_linker() -> Option<ExitCode> {
         cmd.args(args)
             .env_remove(ENV_LINKER)
             .env_remove(ENV_STUB_LIBS)
-            .env_remove(ENV_STUB_DIR);
+            .env_remove(ENV_STUB_DIR)
+            .env_remove(ENV_LINK_TIME);
         cmd
     };
     let stubbed = stub_dir.and_then(|dir| with_stubs(&args, &libs, &dir, &linker));
@@ -118,7 +128,7 @@ pub fn run_as_linker() -> Option<ExitCode> {
             .status()
             .is_ok_and(|s| s.success());
         if ok {
-            return Some(ExitCode::SUCCESS);
+            return Some(timed(ExitCode::SUCCESS));
         }
     }
     let code = match linker_cmd(&args).status() {
@@ -131,7 +141,21 @@ pub fn run_as_linker() -> Option<ExitCode> {
             1
         }
     };
-    Some(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+    Some(timed(ExitCode::from(u8::try_from(code).unwrap_or(1))))
+}
+
+/// Where the shim writes the link time of a recorded invocation (from its environment); the fast
+/// path removes it before running rustc and reads it after.
+pub fn link_time_file(env: &[(String, String)]) -> Option<PathBuf> {
+    env.iter()
+        .find(|(k, _)| k == ENV_LINK_TIME)
+        .map(|(_, v)| PathBuf::from(v))
+}
+
+/// Reads a duration the shim wrote.
+pub fn read_link_time(file: &Path) -> Option<std::time::Duration> {
+    let us: u64 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+    Some(std::time::Duration::from_micros(us))
 }
 
 /// `args` with each listed dylib replaced by its stub, kept `NEEDED` even under `--as-needed`

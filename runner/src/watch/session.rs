@@ -94,8 +94,8 @@ struct InFlight {
 struct BuildSummary {
     duration: Duration,
     counts: String,
-    /// Shown after the time, e.g. " by rustc directly".
-    how: &'static str,
+    /// Shown after the time, e.g. " by rustc directly (link 62 ms)"; empty for cargo.
+    how: String,
 }
 
 /// The running host and what it runs.
@@ -245,7 +245,7 @@ impl Session {
                                 if made.is_some() {
                                     last.clone_from(&made);
                                 }
-                                let summary = BuildSummary { duration: outcome.duration, counts: outcome.counts(), how: "" };
+                                let summary = BuildSummary { duration: outcome.duration, counts: outcome.counts(), how: String::new() };
                                 if !outcome.success {
                                     self.report_failure(&outcome.diagnostics, outcome.stderr.as_deref().unwrap_or(""), &format!("cargo {}", outcome.status), host.is_some());
                                 }
@@ -265,10 +265,12 @@ impl Session {
                                     pending = Some(retry);
                                     continue;
                                 }
+                                let links: Vec<Duration> = results.iter().filter_map(|(_, o)| o.link).collect();
+                                let link = if links.len() == results.len() { format!(" (link {})", ms(links.iter().sum())) } else { String::new() };
                                 let summary = BuildSummary {
                                     duration: results.iter().map(|(_, o)| o.duration).sum(),
                                     counts: crate::cargo::count_text(&diagnostics),
-                                    how: " by rustc directly",
+                                    how: format!(" by rustc directly{link}"),
                                 };
                                 if !success {
                                     let other: String = results.iter().map(|(_, o)| o.other_output.as_str()).collect();
