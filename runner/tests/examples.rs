@@ -2,9 +2,10 @@
 //! `examples/polars-repl` and `examples/bevy-game`, and projects rendered by `dylib-dev new
 //! --template polars|bevy` outside the repository; the real binary, real cargo builds of polars
 //! and bevy (once per target dir: `target/e2e`, or `DYLIB_DEV_E2E_TARGET`), a real host and real
-//! dlopen swaps. Cold, the first build is the long part (polars about 6 min, bevy about 2 min on
-//! 2 cores); the templates pin the examples' versions in their `Cargo.lock`, so after the
-//! examples only their own crates and their deps dylib are built; the swaps take seconds.
+//! dlopen swaps. Cold, the first build is the long part (on 2 cores: polars about 17 min, as the
+//! example builds its dependencies at opt-level 1; bevy about 2 min); the templates pin the
+//! examples' versions in their `Cargo.lock`, so after the examples only their own crates and
+//! their deps dylib are built; the swaps take seconds.
 mod common;
 
 use common::Fixture;
