@@ -101,9 +101,10 @@ fn take_linker(args: &mut Vec<String>) -> Option<String> {
 pub fn run_as_linker() -> Option<ExitCode> {
     let linker = std::env::var_os(ENV_LINKER)?;
     let started = std::time::Instant::now();
-    let timed = |code: ExitCode| {
+    // `<microseconds> stubbed|full`: the second word says which link succeeded (tests read it).
+    let timed = |code: ExitCode, how: &str| {
         if let Some(file) = std::env::var_os(ENV_LINK_TIME) {
-            let _ = std::fs::write(file, started.elapsed().as_micros().to_string());
+            let _ = std::fs::write(file, format!("{} {how}", started.elapsed().as_micros()));
         }
         code
     };
@@ -128,7 +129,7 @@ pub fn run_as_linker() -> Option<ExitCode> {
             .status()
             .is_ok_and(|s| s.success());
         if ok {
-            return Some(timed(ExitCode::SUCCESS));
+            return Some(timed(ExitCode::SUCCESS, "stubbed"));
         }
     }
     let code = match linker_cmd(&args).status() {
@@ -141,7 +142,10 @@ pub fn run_as_linker() -> Option<ExitCode> {
             1
         }
     };
-    Some(timed(ExitCode::from(u8::try_from(code).unwrap_or(1))))
+    Some(timed(
+        ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        "full",
+    ))
 }
 
 /// Where the shim writes the link time of a recorded invocation (from its environment); the fast
@@ -154,7 +158,8 @@ pub fn link_time_file(env: &[(String, String)]) -> Option<PathBuf> {
 
 /// Reads a duration the shim wrote.
 pub fn read_link_time(file: &Path) -> Option<std::time::Duration> {
-    let us: u64 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let us: u64 = text.split_whitespace().next()?.parse().ok()?;
     Some(std::time::Duration::from_micros(us))
 }
 
