@@ -5,8 +5,7 @@
 //! tests check the dynamic build on its own, whatever state `wrap` is in.
 mod common;
 
-use common::{Fixture, shared_target_dir, text};
-use std::path::Path;
+use common::{Fixture, needed_libraries, shared_target_dir, text};
 use std::time::{Duration, Instant};
 
 fn stdout(out: &std::process::Output) -> String {
@@ -15,29 +14,6 @@ fn stdout(out: &std::process::Output) -> String {
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// The `NEEDED` entries of an ELF file, or `None` when readelf is not installed.
-fn needed_libraries(file: &Path) -> Option<Vec<String>> {
-    let out = match std::process::Command::new("readelf")
-        .arg("-d")
-        .arg(file)
-        .output()
-    {
-        Ok(out) => out,
-        Err(err) => {
-            eprintln!("readelf not available ({err}); NEEDED check skipped");
-            return None;
-        }
-    };
-    assert!(out.status.success(), "readelf failed: {}", text(&out));
-    Some(
-        stdout(&out)
-            .lines()
-            .filter(|l| l.contains("(NEEDED)"))
-            .filter_map(|l| Some(l.split_once('[')?.1.trim_end_matches(']').to_string()))
-            .collect(),
-    )
 }
 
 #[test]

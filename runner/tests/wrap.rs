@@ -51,27 +51,15 @@ fn diamond_builds_dynamically_with_same_output_and_unwrap_restores_every_byte() 
 
     let exe = common::shared_target_dir().join("dylib-dev/debug/diamond");
     assert!(exe.is_file(), "no dynamic binary at {}", exe.display());
-    match std::process::Command::new("readelf")
-        .arg("-d")
-        .arg(&exe)
-        .output()
-    {
-        Ok(elf) => {
-            let dynamic = String::from_utf8_lossy(&elf.stdout);
-            assert!(
-                dynamic
-                    .lines()
-                    .any(|l| l.contains("NEEDED") && l.contains("libdiamond_deps")),
-                "the deps dylib is not NEEDED:\n{dynamic}"
-            );
-            assert!(
-                dynamic
-                    .lines()
-                    .any(|l| l.contains("NEEDED") && l.contains("libstd-")),
-                "std is not shared:\n{dynamic}"
-            );
-        }
-        Err(e) => eprintln!("readelf not available ({e}); NEEDED check skipped"),
+    if let Some(needed) = common::needed_libraries(&exe) {
+        assert!(
+            needed.iter().any(|l| l.starts_with("libdiamond_deps")),
+            "the deps dylib is not NEEDED: {needed:?}"
+        );
+        assert!(
+            needed.iter().any(|l| l.starts_with("libstd-")),
+            "std is not shared: {needed:?}"
+        );
     }
     let dynamic_run = fx
         .dylib_dev()

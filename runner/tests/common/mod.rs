@@ -259,3 +259,22 @@ pub fn text(output: &std::process::Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// The `NEEDED` entries of an ELF file, or `None` (with a note) when readelf is not installed.
+pub fn needed_libraries(file: &Path) -> Option<Vec<String>> {
+    let out = match Command::new("readelf").arg("-d").arg(file).output() {
+        Ok(out) => out,
+        Err(err) => {
+            eprintln!("readelf not available ({err}); NEEDED check skipped");
+            return None;
+        }
+    };
+    assert!(out.status.success(), "readelf failed: {}", text(&out));
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("(NEEDED)"))
+            .filter_map(|l| Some(l.split_once('[')?.1.trim_end_matches(']').to_string()))
+            .collect(),
+    )
+}
