@@ -72,7 +72,9 @@ pub fn build_logic_with(source: &str, extra: &[&str]) -> PathBuf {
         return lib;
     }
     std::fs::create_dir_all(&dir).unwrap();
-    // Build in a scratch dir and rename: tests racing for the same library never see half a file.
+    // Build in a scratch dir, then hard-link into place: tests racing for the same library never
+    // see half a file, and the first one in wins. (A rename would let a later build replace a
+    // file another test already hashed: the scratch path is in the bytes, so builds differ.)
     let scratch = tempfile::tempdir_in(&dir).unwrap();
     let src = scratch.path().join("lib.rs");
     std::fs::write(&src, source).unwrap();
@@ -97,7 +99,11 @@ pub fn build_logic_with(source: &str, extra: &[&str]) -> PathBuf {
         "rustc failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::fs::rename(scratch.path().join("liblogic.so"), &lib).unwrap();
+    match std::fs::hard_link(scratch.path().join("liblogic.so"), &lib) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => panic!("could not put {} in place: {e}", lib.display()),
+    }
     lib
 }
 
