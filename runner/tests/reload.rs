@@ -7,7 +7,7 @@ mod host;
 use dylib_dev::reload::{Outcome, ReloadError, ReloadServer};
 use dylib_dev_runtime::HotLib;
 use dylib_dev_runtime::protocol::{self, ENV_DIR, ENV_SOCKET};
-use host::{NO_TEXT, V1, V2, build_logic, logic, test_base};
+use host::{NO_TEXT, SLOW, V1, V2, build_logic, logic, test_base};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
@@ -130,17 +130,6 @@ fn a_child_host_started_with_host_env_reloads() {
     let err = server.reload("logic", 2, &v1, LONG).unwrap_err();
     assert!(matches!(err, ReloadError::Disconnected { .. }), "{err}");
 }
-
-/// A library whose `add(ms, b)` sleeps `ms` milliseconds, then returns `b`.
-const SLOW: &str = r#"
-#[unsafe(no_mangle)]
-pub extern "Rust" fn text() -> String { String::from("slow") }
-#[unsafe(no_mangle)]
-pub extern "C" fn add(a: u32, b: u32) -> u32 {
-    std::thread::sleep(std::time::Duration::from_millis(a as u64));
-    b
-}
-"#;
 
 #[test]
 fn stuck_calls_reach_the_event_sink_with_the_hosts_pid() {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{MiniRunner, NO_TEXT, V1, V2, build_logic, copies, logic, mapped};
+use common::{MiniRunner, NO_TEXT, SLOW, V1, V2, build_logic, copies, logic, mapped};
 use dylib_dev_runtime::protocol::{Failed, SwapTiming, ToRunner};
 use dylib_dev_runtime::{HotLib, ReloadEvent, SwapPolicy};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -529,17 +529,6 @@ fn versions_are_compared_with_the_running_one_when_the_host_declares_no_layout()
     );
     assert_eq!(text(&lib), "v1");
 }
-
-/// A library whose `wait` blocks for as long as it is told.
-const SLOW: &str = r#"
-#[unsafe(no_mangle)]
-pub extern "Rust" fn text() -> String { String::from("slow") }
-#[unsafe(no_mangle)]
-pub extern "C" fn add(a: u32, b: u32) -> u32 {
-    std::thread::sleep(std::time::Duration::from_millis(a as u64));
-    b
-}
-"#;
 
 #[test]
 fn a_call_that_does_not_return_is_reported_stuck_then_resumed() {

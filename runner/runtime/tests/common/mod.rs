@@ -34,6 +34,18 @@ pub const NO_TEXT: &str = r#"
 pub extern "C" fn add(a: u32, b: u32) -> u32 { a + b }
 "#;
 
+/// A library whose `add(ms, b)` sleeps `ms` milliseconds, then returns `b` (a call that hangs
+/// as long as the test says).
+pub const SLOW: &str = r#"
+#[unsafe(no_mangle)]
+pub extern "Rust" fn text() -> String { String::from("slow") }
+#[unsafe(no_mangle)]
+pub extern "C" fn add(a: u32, b: u32) -> u32 {
+    std::thread::sleep(std::time::Duration::from_millis(a as u64));
+    b
+}
+"#;
+
 dylib_dev_runtime::hot_module! {
     /// The test logic library.
     pub mod logic("logic") {
