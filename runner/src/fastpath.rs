@@ -52,14 +52,17 @@ pub struct Invocation {
     pub tuning: bool,
 }
 
+/// The argument after the first `flag` in rustc's `args` (`--out-dir D`, `--crate-name N`).
+pub fn arg_after<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
 impl Invocation {
-    /// The value of rustc flag `flag` (`--out-dir D` or `-C key=value` forms handled by callers).
     fn arg_after(&self, flag: &str) -> Option<&str> {
-        self.args
-            .iter()
-            .position(|a| a == flag)
-            .and_then(|i| self.args.get(i + 1))
-            .map(String::as_str)
+        arg_after(&self.args, flag)
     }
 
     /// The `--crate-name`.
@@ -150,10 +153,7 @@ fn is_logic_library(args: &[String]) -> bool {
     let Ok(crates) = std::env::var(ENV_LOGIC_CRATES) else {
         return false;
     };
-    let name = args
-        .windows(2)
-        .find(|w| w[0] == "--crate-name")
-        .map(|w| w[1].as_str());
+    let name = arg_after(args, "--crate-name");
     let library = args
         .windows(2)
         .any(|w| w[0] == "--crate-type" && (w[1] == "cdylib" || w[1] == "dylib"));

@@ -15,6 +15,7 @@
 //!
 //! Both apply to watch builds of logic libraries only (never the host, the deps or a static
 //! build); `watch --plain-rustc` turns them off.
+use crate::fastpath::arg_after;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -47,7 +48,10 @@ pub fn tune(args: &mut Vec<String>, exe: &Path) -> Vec<(String, String)> {
     }
     if cfg!(target_os = "linux") {
         let libs = stubbable_dylibs(args);
-        if let (false, Some(out_dir)) = (libs.is_empty(), arg_after(args, "--out-dir")) {
+        if let (false, Some(out_dir)) = (
+            libs.is_empty(),
+            arg_after(args, "--out-dir").map(String::from),
+        ) {
             let linker = take_linker(args).unwrap_or_else(|| "cc".into());
             args.push(format!("-Clinker={}", exe.display()));
             env.push((ENV_LINKER.into(), linker));
@@ -61,11 +65,6 @@ pub fn tune(args: &mut Vec<String>, exe: &Path) -> Vec<(String, String)> {
         }
     }
     env
-}
-
-fn arg_after(args: &[String], flag: &str) -> Option<String> {
-    let i = args.iter().position(|a| a == flag)?;
-    args.get(i + 1).cloned()
 }
 
 /// `--extern name=path` dylibs outside the toolchain: the deps dylib (libstd stays as it is).
