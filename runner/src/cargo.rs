@@ -273,6 +273,10 @@ impl CargoBuild {
                 pipe.read_to_string(&mut text).map(|_| text)
             })
         });
+        if self.own_process_group {
+            // Nothing in cargo's own group would notice the runner dying: the guard would.
+            crate::guard::protect(crate::guard::Guarded::Build { group: child.id() });
+        }
         let handle = BuildHandle {
             shared: Arc::new(Shared {
                 pid: child.id(),
@@ -484,6 +488,9 @@ impl RunningBuild {
                 .unwrap_or_else(|e| e.into_inner());
             state.exited = true;
             self.handle.shared.exited.notify_all();
+        }
+        if self.handle.shared.group {
+            crate::guard::forget(self.child.id());
         }
         self.child.wait().map_err(CargoError::Wait)
     }

@@ -5,9 +5,10 @@
 //! terminal's foreground group: a background group would be stopped by SIGTTIN the moment it
 //! reads its prompt. Ctrl-C then reaches it directly, as it does under `cargo run`.
 //!
-//! On Linux the host gets SIGTERM when the runner dies, however it dies (`PR_SET_PDEATHSIG`): a
-//! `kill -9` of the runner leaves no orphan host behind. Elsewhere (untested) an orphaned host
-//! keeps running; it only stops receiving reloads.
+//! On Linux the host gets SIGTERM when the runner dies, however it dies (`PR_SET_PDEATHSIG`), and
+//! the [guard](crate::guard) kills it (and its group) if it has not exited within the stop
+//! timeout: a `kill -9` of the runner leaves no orphan host behind. Elsewhere (untested) an
+//! orphaned host keeps running; it only stops receiving reloads.
 use crate::platform::{self, Stop};
 use std::io::IsTerminal;
 use std::process::ExitStatus;
@@ -21,8 +22,9 @@ pub struct HostProcess {
 }
 
 impl HostProcess {
-    /// Starts `cmd` (stdout and stderr go straight to ours).
-    pub fn start(cmd: std::process::Command) -> std::io::Result<HostProcess> {
+    /// Starts `cmd` (stdout and stderr go straight to ours); `grace` is how long it may take to
+    /// stop, should the runner die and the guard stop it.
+    pub fn start(cmd: std::process::Command, grace: Duration) -> std::io::Result<HostProcess> {
         let mut cmd = tokio::process::Command::from(cmd);
         let group = !std::io::stdin().is_terminal();
         if group {
@@ -32,6 +34,8 @@ impl HostProcess {
         die_with_parent(&mut cmd);
         let child = cmd.spawn()?;
         let pid = child.id().unwrap_or(0);
+        // SIGTERM from the kernel may be ignored; the guard follows it with SIGKILL.
+        crate::guard::protect(crate::guard::Guarded::Host { pid, group, grace });
         Ok(HostProcess { child, pid, group })
     }
 
@@ -73,6 +77,12 @@ impl HostProcess {
         if self.group {
             let _ = platform::send_stop(self.pid, true, Stop::Kill);
         }
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        crate::guard::forget(self.pid);
     }
 }
 

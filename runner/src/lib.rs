@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod dynamic;
 pub mod fastpath;
 pub mod fsutil;
+pub mod guard;
 pub mod heavy;
 pub mod host;
 pub mod init;

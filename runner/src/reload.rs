@@ -27,15 +27,19 @@ const DIR_PREFIX: &str = "dylib-dev-run-";
 /// File name of the control socket inside the private directory.
 const SOCKET_NAME: &str = "control.sock";
 
-/// How long a new connection may take to say hello before it is dropped.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// File name of the hand-off state inside the private directory.
 const STATE_NAME: &str = "state.json";
 
 /// What a host reports unasked, with the pid of the host that said it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostEvent {
+    /// A process said hello for a library (served only if it is the host the runner started).
+    Connected {
+        /// The connecting process, as the kernel tells it (`SO_PEERCRED`).
+        pid: u32,
+        /// The library it opened.
+        lib: String,
+    },
     /// A call into a library panicked (reported once per version and place).
     Panicked {
         /// The host's process id.
@@ -164,7 +168,10 @@ pub struct ReloadServer {
     dir: PrivateDir,
     socket: PathBuf,
     incoming: Receiver<HostConn>,
+    /// Keyed by [`protocol::lib_key`]: a host may spell the name with `-` or `_`.
     hosts: HashMap<String, HostConn>,
+    /// The process the runner started: connections of any other are refused.
+    host_pid: Option<u32>,
     sink: EventSink,
     hang: Option<Duration>,
     closing: Arc<AtomicBool>,
@@ -199,14 +206,26 @@ impl ReloadServer {
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    // A connection that fails or never says hello is no host of ours.
-                    if let Some(conn) = stream
-                        .ok()
-                        .and_then(|s| HostConn::greet(s, &conn_sink).ok())
-                        && tx.send(conn).is_err()
-                    {
-                        return;
-                    }
+                    let Ok(stream) = stream else { continue };
+                    // Each greeted on its own thread with no deadline: a host that copies and
+                    // loads a large library before its hello must not be dropped, nor hold up
+                    // the next connection.
+                    let (tx, sink) = (tx.clone(), Arc::clone(&conn_sink));
+                    let _ = std::thread::Builder::new()
+                        .name("dylib-dev-greet".into())
+                        .spawn(move || {
+                            // A connection that fails or never says hello is no host of ours.
+                            if let Ok(conn) = HostConn::greet(stream, &sink) {
+                                let connected = HostEvent::Connected {
+                                    pid: conn.peer_pid.unwrap_or(conn.hello.pid),
+                                    lib: conn.hello.lib.clone(),
+                                };
+                                // Queued before it is announced: whoever hears of it finds it.
+                                if tx.send(conn).is_ok() {
+                                    emit(&sink, connected);
+                                }
+                            }
+                        });
                 }
             })
             .map_err(setup)?;
@@ -215,6 +234,7 @@ impl ReloadServer {
             socket,
             incoming,
             hosts: HashMap::new(),
+            host_pid: None,
             sink,
             hang: None,
             closing,
@@ -242,8 +262,8 @@ impl ReloadServer {
         self.hang = Some(threshold);
     }
 
-    /// The hand-off file: written by a host asked to [`save_state`](Self::save_state), read (and
-    /// removed) by the next host at its start.
+    /// The hand-off file: written by a host asked to [`save_state`](Self::save_state), read by
+    /// every later host at its start until the next save replaces it.
     pub fn state_file(&self) -> PathBuf {
         self.dir.path().join(STATE_NAME)
     }
@@ -277,11 +297,18 @@ impl ReloadServer {
         Ok(env)
     }
 
+    /// Serves only process `pid` from now on (the host just started): a process that inherited
+    /// its environment (a copy of itself it spawned) is refused, and cannot take its place.
+    pub fn serve_host(&mut self, pid: u32) {
+        self.host_pid = Some(pid);
+    }
+
     /// Waits until a host has loaded `lib` and said hello; returns its hello.
     pub fn wait_for_host(&mut self, lib: &str, timeout: Duration) -> Result<&Hello, ReloadError> {
         let deadline = Instant::now() + timeout;
+        let lib = protocol::lib_key(lib);
         self.accept_pending();
-        while !self.hosts.contains_key(lib) {
+        while !self.hosts.contains_key(&lib) {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.incoming.recv_timeout(left) {
                 Ok(conn) => self.add(conn),
@@ -293,13 +320,22 @@ impl ReloadServer {
                 }
             }
         }
-        Ok(&self.hosts[lib].hello)
+        Ok(&self.hosts[&lib].hello)
     }
 
     /// The hello of the host currently serving `lib`, if one is connected.
     pub fn host(&mut self, lib: &str) -> Option<&Hello> {
         self.accept_pending();
-        self.hosts.get(lib).map(|c| &c.hello)
+        self.hosts.get(&protocol::lib_key(lib)).map(|c| &c.hello)
+    }
+
+    /// The hash of the build of `lib` the connected host runs (empty while it has loaded none),
+    /// if a host is connected.
+    pub fn running_hash(&mut self, lib: &str) -> Option<&str> {
+        self.accept_pending();
+        self.hosts
+            .get(&protocol::lib_key(lib))
+            .map(|c| c.running.as_str())
     }
 
     /// Forgets every host connection, e.g. before restarting the host.
@@ -326,18 +362,19 @@ impl ReloadServer {
             lib: lib.to_string(),
             version,
             path: artifact.to_path_buf(),
-            hash: Some(hash),
+            hash: Some(hash.clone()),
         });
         let sent = Instant::now();
-        let result = self.hosts.get_mut(lib).expect("waited for above").exchange(
-            &request,
-            deadline,
-            |msg| match msg {
-                ToRunner::Swapped(s) => s.lib == lib && s.version == version,
-                ToRunner::Failed(f) => f.lib == lib && f.version == version,
-                _ => false,
-            },
-        );
+        let key = protocol::lib_key(lib);
+        let conn = self.hosts.get_mut(&key).expect("waited for above");
+        let result = conn.exchange(&request, deadline, |msg| match msg {
+            ToRunner::Swapped(s) => protocol::same_lib(&s.lib, lib) && s.version == version,
+            ToRunner::Failed(f) => protocol::same_lib(&f.lib, lib) && f.version == version,
+            _ => false,
+        });
+        if let Ok(ToRunner::Swapped(_)) = &result {
+            conn.running = hash;
+        }
         let (mut lingering, mut lingering_bytes) = (0, 0);
         let outcome = match result {
             Ok(ToRunner::Swapped(s)) => {
@@ -347,7 +384,7 @@ impl ReloadServer {
             Ok(ToRunner::Failed(f)) => Outcome::Failed(f.reason),
             Ok(_) => unreachable!("only answers to this request are accepted"),
             Err(Exchange::Closed) => {
-                self.hosts.remove(lib);
+                self.hosts.remove(&key);
                 return Err(ReloadError::Disconnected {
                     lib: lib.to_string(),
                 });
@@ -398,15 +435,33 @@ impl ReloadServer {
         })
     }
 
-    fn accept_pending(&mut self) {
+    /// Takes in the connections that said hello since the last look: the host's are served,
+    /// any other process is refused at once.
+    pub fn accept_pending(&mut self) {
         while let Ok(conn) = self.incoming.try_recv() {
             self.add(conn);
         }
     }
 
-    fn add(&mut self, conn: HostConn) {
+    fn add(&mut self, mut conn: HostConn) {
+        if let Some(pid) = self.host_pid
+            && conn.peer_pid != Some(pid)
+        {
+            let who = conn
+                .peer_pid
+                .map_or_else(|| "an unknown process".to_string(), |p| format!("pid {p}"));
+            tracing::debug!(lib = conn.hello.lib, "refused {who}: the host is pid {pid}");
+            let refusal = ToHost::Refused(protocol::Refused {
+                reason: format!(
+                    "{who} is not the host the runner started (pid {pid}); a process that inherited its environment is not served"
+                ),
+            });
+            let _ = conn.writer.write_all(refusal.encode().as_bytes());
+            let _ = conn.writer.shutdown(std::net::Shutdown::Both);
+            return;
+        }
         // The newest connection wins: it is the restarted host.
-        self.hosts.insert(conn.hello.lib.clone(), conn);
+        self.hosts.insert(protocol::lib_key(&conn.hello.lib), conn);
     }
 }
 
@@ -421,6 +476,39 @@ impl Drop for ReloadServer {
     }
 }
 
+/// Hands `event` to the session's sink, if it set one.
+fn emit(sink: &EventSink, event: HostEvent) {
+    if let Some(sink) = sink.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        sink(event);
+    }
+}
+
+/// The process at the other end of `stream`, as the kernel tells it.
+#[cfg(target_os = "linux")]
+fn peer_pid(stream: &UnixStream) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero `ucred` is a valid out-parameter, and `len` is its size.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid and writable for the call; the fd is open.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then(|| u32::try_from(cred.pid).ok()).flatten()
+}
+
+/// Untested off Linux: the hello's own pid is all there is.
+#[cfg(not(target_os = "linux"))]
+fn peer_pid(_stream: &UnixStream) -> Option<u32> {
+    None
+}
+
 fn hash(artifact: &Path) -> Result<String, ReloadError> {
     dylib_dev_runtime::hash_file(artifact).map_err(|source| ReloadError::Hash {
         path: artifact.to_path_buf(),
@@ -432,6 +520,10 @@ fn hash(artifact: &Path) -> Result<String, ReloadError> {
 /// back into answers (for [`HostConn::exchange`]) and events (for the event sink).
 struct HostConn {
     hello: Hello,
+    /// Who connected, as the kernel tells it (the hello's `pid` is only what the host says).
+    peer_pid: Option<u32>,
+    /// Hash of the build the host runs: its hello's, then each build it swapped in.
+    running: String,
     writer: UnixStream,
     answers: Receiver<ToRunner>,
 }
@@ -446,23 +538,25 @@ impl HostConn {
     /// Reads the hello of a new connection and starts its reader.
     fn greet(stream: UnixStream, sink: &EventSink) -> io::Result<HostConn> {
         let writer = stream.try_clone()?;
+        let peer_pid = peer_pid(&stream);
         let mut lines = Lines {
             reader: BufReader::new(stream),
             partial: String::new(),
         };
-        let hello = match lines.recv(Instant::now() + HELLO_TIMEOUT)? {
+        let hello = match lines.read()? {
             Some(ToRunner::Hello(hello)) => hello,
             _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "no hello")),
         };
-        lines.reader.get_ref().set_read_timeout(None)?;
         let (tx, answers) = mpsc::channel();
         let sink = Arc::clone(sink);
-        let pid = hello.pid;
+        let pid = peer_pid.unwrap_or(hello.pid);
         std::thread::Builder::new()
             .name(format!("dylib-dev-host-{}", hello.lib))
             .spawn(move || lines.sort(pid, &tx, &sink))?;
         Ok(HostConn {
+            running: hello.hash.clone(),
             hello,
+            peer_pid,
             writer,
             answers,
         })
@@ -492,24 +586,14 @@ impl HostConn {
     }
 }
 
-/// The messages of one connection, read with deadlines.
+/// The messages of one connection.
 struct Lines {
     reader: BufReader<UnixStream>,
-    /// Bytes of a line whose read timed out half-way; completed by the next read.
+    /// Bytes of a line read so far.
     partial: String,
 }
 
 impl Lines {
-    /// Reads one message before `deadline`: `Ok(None)` for a line that does not decode.
-    fn recv(&mut self, deadline: Instant) -> io::Result<Option<ToRunner>> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        // A zero timeout means "block forever" to the OS; the smallest real one instead.
-        self.reader
-            .get_ref()
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
-        self.read()
-    }
-
     /// Reads one message, blocking: `Ok(None)` for a line that does not decode.
     fn read(&mut self) -> io::Result<Option<ToRunner>> {
         self.reader.read_line(&mut self.partial)?;
@@ -540,9 +624,7 @@ impl Lines {
                     continue;
                 }
             };
-            if let Some(sink) = sink.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                sink(event);
-            }
+            emit(sink, event);
         }
     }
 }

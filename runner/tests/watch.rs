@@ -3,7 +3,7 @@
 mod common;
 
 use common::Fixture;
-use common::watch::{CHANGE, START, Watch, pid_and_counter, serial};
+use common::watch::{CHANGE, START, Watch, pid_and_counter, processes_mentioning, serial};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -157,29 +157,6 @@ fn ctrl_c_leaves_no_process_behind() {
         !std::path::Path::new(&format!("/proc/{host_pid}")).exists(),
         "host {host_pid} still runs"
     );
-}
-
-/// Processes whose command line or working directory mentions `needle` (Linux /proc).
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let me = std::process::id().to_string();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.chars().all(|c| c.is_ascii_digit()) || name == me {
-            continue;
-        }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let cwd = std::fs::read_link(entry.path().join("cwd"))
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let zombie =
-            std::fs::read_to_string(entry.path().join("stat")).is_ok_and(|s| s.contains(") Z "));
-        if !zombie && (cmdline.contains(needle) || cwd.starts_with(needle)) {
-            found.push(format!("{name}: {cmdline}"));
-        }
-    }
-    found
 }
 
 /// `doing stuff in iteration 12 (pid 4242)` -> (pid, iteration).

@@ -10,35 +10,51 @@ use std::sync::Weak;
 use std::thread::JoinHandle;
 
 #[cfg(unix)]
-pub(crate) use unix::Channel;
+pub(crate) use unix::{Channel, FirstBuild};
 
 #[cfg(unix)]
 mod unix {
     use super::*;
-    use crate::protocol::ToHost;
+    use crate::protocol::{Reload, ToHost, same_lib};
     use std::io::{BufRead, BufReader, Write};
     use std::net::Shutdown;
     use std::os::unix::net::UnixStream;
     use std::path::PathBuf;
     use std::sync::{Mutex, PoisonError};
+    use std::time::{Duration, Instant};
 
     /// A connection to the runner.
     pub(crate) struct Channel {
         path: PathBuf,
         /// Replies come from the control thread and from host threads in `update`.
         writer: Mutex<UnixStream>,
+        /// The read side, buffered once for the connection's life: [`Channel::wait_for_build`]
+        /// reads from it before the reader thread takes it, and a second buffer would lose what
+        /// the first had read ahead.
+        reader: Mutex<Option<BufReader<UnixStream>>>,
+    }
+
+    /// What the runner answered a host that loaded nothing yet.
+    pub(crate) enum FirstBuild {
+        /// Its newest build, to load as the first version.
+        Reload(Reload),
+        /// The runner does not serve this process (see [`ToHost::Refused`]).
+        Refused(String),
     }
 
     impl Channel {
         /// Connects to the runner's socket.
         pub(crate) fn connect(path: &Path) -> Result<Channel, Error> {
-            let stream = UnixStream::connect(path).map_err(|source| Error::Connect {
+            let connect_error = |source| Error::Connect {
                 path: path.to_path_buf(),
                 source,
-            })?;
+            };
+            let stream = UnixStream::connect(path).map_err(connect_error)?;
+            let reader = BufReader::new(stream.try_clone().map_err(connect_error)?);
             Ok(Channel {
                 path: path.to_path_buf(),
                 writer: Mutex::new(stream),
+                reader: Mutex::new(Some(reader)),
             })
         }
 
@@ -54,35 +70,81 @@ mod unix {
             let _ = writer.shutdown(Shutdown::Both);
         }
 
+        /// After a hello that loaded nothing: waits up to `timeout` for the runner's `reload` of
+        /// `lib` (answering a `save` meanwhile), before the reader thread exists.
+        pub(crate) fn wait_for_build(
+            &self,
+            lib: &str,
+            timeout: Duration,
+        ) -> Result<FirstBuild, Error> {
+            let mut guard = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+            let reader = guard.as_mut().expect("taken only by `spawn_reader`, later");
+            let wait_error = |source| Error::FirstBuild {
+                lib: lib.to_string(),
+                waited: timeout,
+                source,
+            };
+            let deadline = Instant::now() + timeout;
+            let mut line = String::new();
+            let found = loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break Err(wait_error(std::io::ErrorKind::TimedOut.into()));
+                }
+                reader
+                    .get_ref()
+                    .set_read_timeout(Some(left))
+                    .map_err(wait_error)?;
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) => break Err(wait_error(std::io::ErrorKind::UnexpectedEof.into())),
+                    Ok(_) => {}
+                    Err(e) => break Err(wait_error(e)),
+                }
+                match ToHost::decode(&line) {
+                    Ok(ToHost::Reload(req)) if same_lib(&req.lib, lib) => {
+                        break Ok(FirstBuild::Reload(req));
+                    }
+                    Ok(ToHost::Refused(r)) => break Ok(FirstBuild::Refused(r.reason)),
+                    Ok(ToHost::Save(save)) => {
+                        self.send(&crate::state::save_for_runner(save.timeout));
+                    }
+                    // Another library's, or a newer runner's message.
+                    Ok(ToHost::Reload(_)) | Err(_) => {}
+                }
+            };
+            let _ = reader.get_ref().set_read_timeout(None);
+            found
+        }
+
         /// Starts the thread that handles the runner's requests for `shared`'s library.
         pub(crate) fn spawn_reader<S: Symbols>(
             &self,
             shared: Weak<Shared<S>>,
         ) -> Result<JoinHandle<()>, Error> {
-            let connect_error = |source| Error::Connect {
-                path: self.path.clone(),
-                source,
-            };
-            let stream = self
-                .writer
+            let reader = self
+                .reader
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .try_clone()
-                .map_err(connect_error)?;
+                .take()
+                .expect("one reader thread per connection");
             let name = shared
                 .upgrade()
                 .map(|s| s.name().to_string())
                 .unwrap_or_default();
             std::thread::Builder::new()
                 .name(format!("dylib-dev-{name}"))
-                .spawn(move || read_requests(stream, shared))
-                .map_err(connect_error)
+                .spawn(move || read_requests(reader, shared))
+                .map_err(|source| Error::Connect {
+                    path: self.path.clone(),
+                    source,
+                })
         }
     }
 
     /// Handles requests until the runner or the [`HotLib`](crate::HotLib) closes the connection.
-    fn read_requests<S: Symbols>(stream: UnixStream, shared: Weak<Shared<S>>) {
-        for line in BufReader::new(stream).lines() {
+    fn read_requests<S: Symbols>(reader: BufReader<UnixStream>, shared: Weak<Shared<S>>) {
+        for line in reader.lines() {
             let Ok(line) = line else { return };
             // Anything else is from a newer runner; ignoring it keeps this host working.
             let Ok(msg) = ToHost::decode(&line) else {
@@ -93,10 +155,20 @@ mod unix {
                 return;
             };
             match msg {
-                ToHost::Reload(req) if req.lib == shared.name() => shared.handle_reload(&req),
+                ToHost::Reload(req) if same_lib(&req.lib, shared.name()) => {
+                    shared.handle_reload(&req);
+                }
                 ToHost::Reload(_) => {}
                 ToHost::Save(save) => {
                     shared.send_to_runner(&crate::state::save_for_runner(save.timeout));
+                }
+                ToHost::Refused(r) => {
+                    eprintln!(
+                        "dylib-dev: `{}` runs without reloading in this process: {}",
+                        shared.name(),
+                        r.reason
+                    );
+                    return;
                 }
             }
         }
@@ -106,6 +178,12 @@ mod unix {
 // Untested off Unix: there is no control channel yet, so hosts run without reloading.
 #[cfg(not(unix))]
 pub(crate) struct Channel(());
+
+#[cfg(not(unix))]
+pub(crate) enum FirstBuild {
+    Reload(crate::protocol::Reload),
+    Refused(String),
+}
 
 #[cfg(not(unix))]
 impl Channel {
@@ -122,6 +200,14 @@ impl Channel {
     pub(crate) fn send(&self, _: &ToRunner) {}
 
     pub(crate) fn shutdown(&self) {}
+
+    pub(crate) fn wait_for_build(
+        &self,
+        _: &str,
+        _: std::time::Duration,
+    ) -> Result<FirstBuild, Error> {
+        unreachable!("no channel can be connected")
+    }
 
     pub(crate) fn spawn_reader<S: Symbols>(
         &self,

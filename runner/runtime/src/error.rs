@@ -96,4 +96,17 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The artifact changed before the host could load it, and the runner's newest build did not
+    /// come.
+    #[error(
+        "`{lib}` changed before this host could load it, and the runner sent no newer build within {waited:?}: {source}"
+    )]
+    FirstBuild {
+        /// The library's name.
+        lib: String,
+        /// How long the host waited.
+        waited: std::time::Duration,
+        /// Why the wait ended.
+        source: std::io::Error,
+    },
 }

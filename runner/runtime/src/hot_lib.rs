@@ -7,7 +7,7 @@
 //! running untouched.
 
 use crate::boundary::{Monitor, install_panic_hook, start_watchdog, take_raised};
-use crate::channel::Channel;
+use crate::channel::{Channel, FirstBuild};
 use crate::private_dir::{PrivateDir, default_base};
 use crate::protocol::{self, Failed, Hello, SwapTiming, Swapped, ToRunner};
 use crate::symbols::{SymbolSource, Symbols};
@@ -23,6 +23,11 @@ use std::time::{Duration, Instant};
 
 /// Prefix of a host's private directory for copies (stale ones are found by it).
 const COPIES_PREFIX: &str = "dylib-dev-host-";
+
+/// How long a host whose start-up artifact changed waits for the runner's newest build. The
+/// runner answers at once when no build runs, else when the build ends (a first build of heavy
+/// dependencies can take minutes).
+const FIRST_BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// When a prepared reload becomes the running code.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -172,16 +177,24 @@ impl<S: Symbols> Builder<S> {
             changed: Condvar::new(),
             copies,
         };
-        let mut first = shared.prepare(&artifact, self.hash.as_deref(), 0)?;
+        let (mut first, answer) = match shared.prepare(&artifact, self.hash.as_deref(), 0) {
+            Err(Error::HashMismatch { .. }) if shared.monitor.channel.is_some() => {
+                shared.first_build(&artifact)?
+            }
+            other => (other?, None),
+        };
         first.loaded.ran = true;
         let hello = ToRunner::Hello(Hello {
             protocol: protocol::PROTOCOL_VERSION,
             pid: std::process::id(),
             lib: shared.name().to_string(),
-            version: 0,
+            version: first.loaded.version,
             hash: first.loaded.hash.clone(),
             save: true,
         });
+        shared
+            .version
+            .store(first.loaded.version, Ordering::Release);
         *shared
             .running_layout
             .get_mut()
@@ -190,7 +203,9 @@ impl<S: Symbols> Builder<S> {
         let shared = Arc::new(shared);
         let reader = match &shared.monitor.channel {
             Some(channel) => {
-                shared.send(&hello);
+                // After a first build from the runner, it knows this host already: it waits for
+                // the answer to its `reload` instead.
+                shared.send(&answer.unwrap_or(hello));
                 let reader = channel.spawn_reader(Arc::downgrade(&shared))?;
                 start_watchdog(&shared.monitor);
                 Some(reader)
@@ -577,6 +592,61 @@ impl<S: Symbols> Shared<S> {
             copy: copied,
             load: start.elapsed(),
         })
+    }
+
+    /// The host's first load found the artifact changed since the runner started it (the runner
+    /// rebuilt it while the host was still busy, e.g. loading its data): says hello with nothing
+    /// loaded, and loads the newest build the runner answers with. Returns it with the answer to
+    /// send once the library is set up. A process the runner does not serve (a child that
+    /// inherited the environment) loads the artifact as it is now and runs it without reloading.
+    fn first_build(&self, artifact: &Path) -> Result<(Prepared<S>, Option<ToRunner>), Error> {
+        let channel = self
+            .monitor
+            .channel
+            .as_ref()
+            .expect("checked by the caller");
+        self.send(&ToRunner::Hello(Hello {
+            protocol: protocol::PROTOCOL_VERSION,
+            pid: std::process::id(),
+            lib: self.name().to_string(),
+            version: 0,
+            hash: String::new(),
+            save: true,
+        }));
+        let req = match channel.wait_for_build(self.name(), FIRST_BUILD_TIMEOUT)? {
+            FirstBuild::Reload(req) => req,
+            FirstBuild::Refused(reason) => {
+                eprintln!(
+                    "dylib-dev: `{}` runs without reloading in this process: {reason}",
+                    self.name()
+                );
+                return Ok((self.prepare(artifact, None, 0)?, None));
+            }
+        };
+        match self.prepare(&req.path, req.hash.as_deref(), req.version) {
+            Ok(prepared) => {
+                let answer = ToRunner::Swapped(Swapped {
+                    lib: self.name().to_string(),
+                    version: req.version,
+                    timing: SwapTiming {
+                        copy: prepared.copy,
+                        load: prepared.load,
+                        ..SwapTiming::default()
+                    },
+                    lingering: 0,
+                    lingering_bytes: 0,
+                });
+                Ok((prepared, Some(answer)))
+            }
+            Err(e) => {
+                self.send(&ToRunner::Failed(Failed {
+                    lib: self.name().to_string(),
+                    version: req.version,
+                    reason: e.to_string(),
+                }));
+                Err(e)
+            }
+        }
     }
 
     /// Makes `prepared` the running version once no call is in flight, then unloads the old one.

@@ -93,6 +93,7 @@
 //! | `DYLIB_DEV_DIR` | a private directory for the host's copies (default `$XDG_RUNTIME_DIR`, else the temp dir) |
 //! | `DYLIB_DEV_HANG_MS` | a call running this long is reported stuck (default 10000) |
 //! | `DYLIB_DEV_STATE` | the hand-off file of `state::Persistent` |
+//! | `DYLIB_DEV_STATE_REJECTED` | where a saved state that no longer deserializes is kept |
 //!
 //! A host started without the runner (plain `cargo run`) finds `lib<name>.so` next to its
 //! executable (or in `deps/`, or one level up for examples and tests) and runs it without

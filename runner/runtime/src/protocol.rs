@@ -20,6 +20,7 @@
 //! host   -> runner  stuck lib=logic version=4 function=step thread=main ms=10000
 //! host   -> runner  resumed lib=logic version=4 function=step thread=main ms=12250
 //! runner -> host    save timeout_ms=3000
+//! runner -> host    refused reason=pid%204243%20is%20not%20the%20host%20the%20runner%20started%20(pid%204242)
 //! host   -> runner  saved bytes=1234 us=310
 //! host   -> runner  unsaved reason=no%20state%20registered
 //! ```
@@ -27,7 +28,13 @@
 //! Every [`Reload`] is answered by exactly one [`Swapped`] or [`Failed`] with the same `lib` and
 //! `version`; every `save` by exactly one [`Saved`] or [`Unsaved`]. [`Panicked`], [`Stuck`] and
 //! [`Resumed`] come unasked, whenever they happen. A host opens one connection per reloadable
-//! library and says [`Hello`] first.
+//! library and says [`Hello`] first. Library names are compared with [`same_lib`]: `my-logic` and
+//! `my_logic` are one library, as they are to cargo.
+//!
+//! A host whose start-up artifact changed before it could load it (a rebuild while the host was
+//! still loading its data) says hello with an empty `hash` and waits: the runner answers with a
+//! `reload` of its newest build, which the host takes as its first version. The runner serves only
+//! the process it started: any other (a child that inherited the environment) gets `refused`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -50,8 +57,13 @@ pub const ENV_HANG_MS: &str = "DYLIB_DEV_HANG_MS";
 pub const DEFAULT_HANG_MS: u64 = 10_000;
 
 /// Environment variable: the file through which host state survives a restart (see the `state`
-/// feature): read and removed at start, written when the runner sends `save`.
+/// feature): read at start (and kept until the next save replaces it), written when the runner
+/// sends `save`.
 pub const ENV_STATE: &str = "DYLIB_DEV_STATE";
+
+/// Environment variable: a directory where a saved state that no longer deserializes is kept
+/// (default: next to the [`ENV_STATE`] file), so a type change never throws the state away.
+pub const ENV_STATE_REJECTED: &str = "DYLIB_DEV_STATE_REJECTED";
 
 /// Prefix of the per-library variable holding the artifact path; see [`lib_env_var`].
 pub const ENV_LIB_PREFIX: &str = "DYLIB_DEV_LIB_";
@@ -83,6 +95,20 @@ pub fn env_suffix(lib: &str) -> String {
         .collect()
 }
 
+/// Whether `a` and `b` name the same library: `-` and `_` are the same character, as in cargo's
+/// crate names (a `hot_module!` may say `my-logic` for the library cargo calls `my_logic`).
+pub fn same_lib(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| x == y || matches!((x, y), (b'-', b'_') | (b'_', b'-')))
+}
+
+/// `lib` in the one spelling the runner keys its hosts by (`-` as `_`).
+pub fn lib_key(lib: &str) -> String {
+    lib.replace('-', "_")
+}
+
 /// Runner to host: load this artifact as `version` of `lib`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reload {
@@ -108,7 +134,8 @@ pub struct Hello {
     pub lib: String,
     /// The version loaded at start (0 for the artifact named in the environment).
     pub version: u64,
-    /// Hash of the copy loaded at start.
+    /// Hash of the copy loaded at start; empty when the host could not load the artifact it was
+    /// started with (it changed since) and waits for the runner's newest build.
     pub hash: String,
     /// The host answers `save` (a runtime that knows it; older hosts would not answer).
     pub save: bool,
@@ -222,6 +249,16 @@ pub enum ToHost {
     Reload(Reload),
     /// Save the host state for the next host (answered by [`Saved`] or [`Unsaved`]).
     Save(Save),
+    /// This connection is not served (the process is not the host the runner started); the
+    /// runner closes it after this line.
+    Refused(Refused),
+}
+
+/// Runner to host: the connection is refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Why, as a lowercase sentence fragment.
+    pub reason: String,
 }
 
 /// Runner to host: save the host state now (see the runtime's `state` module).
@@ -303,6 +340,11 @@ impl ToHost {
                 );
                 line.finish()
             }
+            ToHost::Refused(r) => {
+                let mut line = Line::new("refused");
+                line.field("reason", r.reason.as_bytes());
+                line.finish()
+            }
         }
     }
 
@@ -314,6 +356,12 @@ impl ToHost {
                 let f = fields.of("save");
                 Ok(ToHost::Save(Save {
                     timeout: Duration::from_millis(f.number("timeout_ms")?),
+                }))
+            }
+            "refused" => {
+                let f = fields.of("refused");
+                Ok(ToHost::Refused(Refused {
+                    reason: f.string("reason")?,
                 }))
             }
             "reload" => {
@@ -752,6 +800,37 @@ mod tests {
             );
             assert_eq!(ToRunner::decode(&line), Ok(msg));
         }
+    }
+
+    #[test]
+    fn refused_round_trips_and_an_empty_hello_hash_survives() {
+        let msg = ToHost::Refused(Refused {
+            reason: "pid 7 is not the host".into(),
+        });
+        assert_eq!(
+            msg.encode(),
+            "refused reason=pid%207%20is%20not%20the%20host\n"
+        );
+        assert_eq!(ToHost::decode(&msg.encode()), Ok(msg));
+        let hello = ToRunner::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            pid: 7,
+            lib: "my-logic".into(),
+            version: 0,
+            hash: String::new(),
+            save: false,
+        });
+        assert_eq!(ToRunner::decode(&hello.encode()), Ok(hello));
+    }
+
+    #[test]
+    fn library_names_match_across_dash_and_underscore() {
+        assert!(same_lib("my-logic", "my_logic"));
+        assert!(same_lib("my_logic", "my-logic"));
+        assert!(same_lib("logic", "logic"));
+        assert!(!same_lib("my-logic", "mylogic"));
+        assert!(!same_lib("logic", "Logic"));
+        assert_eq!(lib_key("a-b_c"), "a_b_c");
     }
 
     #[test]

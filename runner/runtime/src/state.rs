@@ -24,9 +24,13 @@
 //!   thread takes the lock (waiting for the current frame to end, up to the runner's timeout),
 //!   writes the state as JSON to the file named in `DYLIB_DEV_STATE` (in the runner's private
 //!   directory: temp file, fsync, rename) and answers with its size.
-//! - **Restore**: `Persistent::restore_or` reads that file at start, deletes it, and
-//!   deserializes it. If it does not fit (the type changed incompatibly) the host starts from the
-//!   default and says why on stderr.
+//! - **Restore**: `Persistent::restore_or` reads that file at start and deserializes it. The file
+//!   stays until the next save replaces it: a host that panics right after its start, or a fix
+//!   that needs several tries, restores the same state again (the runner's private directory, and
+//!   the file with it, goes when the runner exits). If it does not fit (the type changed
+//!   incompatibly) the host starts from the default, says why on stderr, and keeps a copy of the
+//!   file in `DYLIB_DEV_STATE_REJECTED` (the runner sets `<target>/dylib-dev/rejected-state`;
+//!   else next to the state file), naming the copy.
 //! - Without the runner (`cargo run`), or when nothing was saved, it is just the default value.
 //!
 //! Not saved: a host that crashed, or one stuck in a call while holding the lock (the runner
@@ -110,15 +114,25 @@ mod persistent {
                 Some(Ok(Some((value, bytes)))) => (value, Restored::Previous(bytes)),
                 Some(Ok(None)) | None => (init(), Restored::Nothing),
                 Some(Err(reason)) => {
+                    let kept = match path.as_deref().map(keep_rejected) {
+                        Some(Ok(copy)) => format!("; it is kept in {}", copy.display()),
+                        Some(Err(e)) => format!("; it could not be kept ({e})"),
+                        None => String::new(),
+                    };
                     eprintln!(
-                        "dylib-dev: the saved state does not fit `{}` any more ({reason}); starting from the default",
+                        "dylib-dev: the saved state does not fit `{}` any more ({reason}); starting from the default{kept}",
                         std::any::type_name::<T>()
                     );
                     (init(), Restored::Incompatible(reason))
                 }
             };
             if let Restored::Previous(bytes) = restored {
-                eprintln!("dylib-dev: restored the previous host's state ({bytes} bytes)");
+                let age = path
+                    .as_deref()
+                    .and_then(|p| std::fs::metadata(p).ok()?.modified().ok()?.elapsed().ok())
+                    .map(|a| format!(", saved {} s ago", a.as_secs()))
+                    .unwrap_or_default();
+                eprintln!("dylib-dev: restored the previous host's state ({bytes} bytes{age})");
             }
             let value = Arc::new(Mutex::new(value));
             if let Some(path) = path {
@@ -145,18 +159,35 @@ mod persistent {
         }
     }
 
-    /// Reads and removes the saved file: `Ok(None)` when there is none.
+    /// Reads the saved file: `Ok(None)` when there is none. It is not removed: until a save
+    /// replaces it, it is the newest state there is (a host that dies before its first save
+    /// must not take it with it).
     fn restore<T: DeserializeOwned>(path: &Path) -> Result<Option<(T, u64)>, String> {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
-        // Consumed: a later start without a fresh save must not get this older state.
-        let _ = std::fs::remove_file(path);
         serde_json::from_slice(&bytes)
             .map(|value| Some((value, bytes.len() as u64)))
             .map_err(|e| e.to_string())
+    }
+
+    /// Copies a state file that does not deserialize to where it outlives the runner: the
+    /// directory in `DYLIB_DEV_STATE_REJECTED`, else next to it. Returns the copy's path.
+    fn keep_rejected(path: &Path) -> std::io::Result<PathBuf> {
+        let dir = std::env::var_os(crate::protocol::ENV_STATE_REJECTED)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).to_path_buf());
+        std::fs::create_dir_all(&dir)?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let copy = dir.join(format!("state-{stamp}-{}.json", std::process::id()));
+        // A copy, not a move: the default state's first save replaces the original.
+        std::fs::copy(path, &copy)?;
+        Ok(copy)
     }
 
     fn save<T: Serialize>(value: &Mutex<T>, path: &Path, timeout: Duration) -> Result<u64, String> {
@@ -223,7 +254,8 @@ mod persistent {
             assert_eq!(restored.counter, 41);
             assert_eq!(restored.extra, "");
             assert_eq!(n, bytes);
-            assert!(restore::<V2>(&path).unwrap().is_none(), "consumed");
+            let (again, _) = restore::<V2>(&path).unwrap().unwrap();
+            assert_eq!(again.counter, 41, "kept until a save replaces it");
 
             std::fs::write(&path, b"{\"counter\": \"not a number\"}").unwrap();
             assert!(restore::<V1>(&path).is_err());

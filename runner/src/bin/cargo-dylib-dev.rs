@@ -3,6 +3,10 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Started by a runner to stop what it started should it die (see `guard`).
+    if let Some(code) = dylib_dev::guard::run_as_guard() {
+        return code;
+    }
     // Started by cargo as rustc's wrapper during a watch build: record, then become rustc.
     if let Some(code) = dylib_dev::fastpath::run_as_rustc_wrapper() {
         return code;

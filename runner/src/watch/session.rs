@@ -112,8 +112,8 @@ enum SwapVerdict {
     Swapped,
     /// The host must restart with the new build, for this reason.
     Restart(String),
-    /// Ctrl-C or SIGTERM arrived while waiting for the host.
-    Interrupted,
+    /// Ctrl-C, SIGTERM or SIGHUP arrived while waiting for the host.
+    Interrupted(Signal),
 }
 
 impl Session {
@@ -181,20 +181,38 @@ impl Session {
             };
             tokio::select! {
                 () = quiet => {}
-                _ = signals.recv() => {
+                signal = signals.recv() => {
                     if let Some(b) = in_flight.take() {
                         if let Some(handle) = &b.handle {
                             let _ = handle.cancel(Duration::from_millis(500));
                         }
                         let _ = b.task.await;
                     }
-                    if let Some(h) = host.take() {
-                        let _ = h.process.stop(self.model.stop_timeout).await;
-                    }
-                    self.status("Stopped", "watcher, host and builds");
-                    return Ok(ExitCode::from(130));
+                    return Ok(self.stop(host.take(), signal).await);
                 }
                 Some(event) = events.recv() => {
+                    let catch_up = match (&event, host.as_ref(), last.as_ref()) {
+                        // A host that opened its library after a build (it was busy loading
+                        // data) runs an older one, or none: it gets the newest now. A build in
+                        // flight or due hands it the newest when it ends.
+                        (HostEvent::Connected { pid, .. }, Some(running), Some(made))
+                            if *pid == running.process.pid() && in_flight.is_none() && pending.is_none() =>
+                        {
+                            Some(made.clone())
+                        }
+                        _ => None,
+                    };
+                    if matches!(event, HostEvent::Connected { .. }) {
+                        // Serves the host's connection, refuses any other's now (a process
+                        // waiting for its first build must hear so, not wait).
+                        server.lock().unwrap_or_else(|e| e.into_inner()).accept_pending();
+                    }
+                    if let Some(made) = catch_up {
+                        if let Some(code) = self.catch_up(&server, &mut host, &toolchain, made, &mut version, &mut signals).await? {
+                            return Ok(code);
+                        }
+                        continue;
+                    }
                     match host.as_mut() {
                         Some(running) => self.host_event(running.process.pid(), Some(running), event),
                         // What a host said just before it exited (e.g. the panic that ended it).
@@ -297,7 +315,7 @@ impl Session {
                             match (&flight.pending.route, host.as_ref()) {
                                 (Route::Swap(_), Some(running)) => {
                                     version += 1;
-                                    match self.swap(&server, running, &made, version, built, &warn, flight.pending.since, &mut signals).await {
+                                    match self.swap(&server, running, &made, version, Some(built), &warn, flight.pending.since, &mut signals).await {
                                         SwapVerdict::Swapped => {}
                                         SwapVerdict::Restart(why) if !outcome.how.is_empty() => {
                                             // rustc rebuilt only the logic library: a host that
@@ -312,12 +330,8 @@ impl Session {
                                             let old = host.take().expect("running");
                                             host = Some(self.restart(old, &server, &toolchain, made, &why).await?);
                                         }
-                                        SwapVerdict::Interrupted => {
-                                            if let Some(h) = host.take() {
-                                                let _ = h.process.stop(self.model.stop_timeout).await;
-                                            }
-                                            self.status("Stopped", "watcher, host and builds");
-                                            return Ok(ExitCode::from(130));
+                                        SwapVerdict::Interrupted(signal) => {
+                                            return Ok(self.stop(host.take(), signal).await);
                                         }
                                     }
                                 }
@@ -337,6 +351,12 @@ impl Session {
                                 }
                             }
                             first = false;
+                        } else if pending.is_none() && let Some(made) = last.clone() {
+                            // The build failed: a host that waits for its first build (its
+                            // artifact changed before it opened it) gets the last good one.
+                            if let Some(code) = self.catch_up(&server, &mut host, &toolchain, made, &mut version, &mut signals).await? {
+                                return Ok(code);
+                            }
                         }
                     }
                 }
@@ -475,6 +495,66 @@ impl Session {
         }
     }
 
+    /// Sends the newest build of each logic library to a host that runs an older one (it opened
+    /// the library after that build, or could not open it at all and waits), restarting the host
+    /// if it refuses. `Some(exit code)` when Ctrl-C came meanwhile.
+    async fn catch_up(
+        &self,
+        server: &Arc<Mutex<ReloadServer>>,
+        host: &mut Option<Running>,
+        toolchain: &Toolchain,
+        last: Products,
+        version: &mut u64,
+        signals: &mut Signals,
+    ) -> anyhow::Result<Option<ExitCode>> {
+        let Some(running) = host.as_ref() else {
+            return Ok(None);
+        };
+        let stale: Vec<(String, PathBuf)> = {
+            let mut server = server.lock().unwrap_or_else(|e| e.into_inner());
+            last.libs
+                .iter()
+                .filter(|(lib, path)| {
+                    server.running_hash(lib).is_some_and(|running| {
+                        dylib_dev_runtime::hash_file(path).is_ok_and(|newest| newest != running)
+                    })
+                })
+                .cloned()
+                .collect()
+        };
+        if stale.is_empty() {
+            return Ok(None);
+        }
+        *version += 1;
+        let made = Products {
+            libs: stale,
+            ..last.clone()
+        };
+        let verdict = self
+            .swap(
+                server,
+                running,
+                &made,
+                *version,
+                None,
+                "",
+                Instant::now(),
+                signals,
+            )
+            .await;
+        match verdict {
+            SwapVerdict::Swapped => {}
+            SwapVerdict::Restart(why) => {
+                let old = host.take().expect("running");
+                *host = Some(self.restart(old, server, toolchain, last, &why).await?);
+            }
+            SwapVerdict::Interrupted(signal) => {
+                return Ok(Some(self.stop(host.take(), signal).await));
+            }
+        }
+        Ok(None)
+    }
+
     /// Sends every logic library to the host; says whether the host must restart instead.
     #[allow(clippy::too_many_arguments)]
     async fn swap(
@@ -483,14 +563,20 @@ impl Session {
         running: &Running,
         made: &Products,
         version: u64,
-        built: Duration,
+        built: Option<Duration>,
         warn: &str,
         since: Instant,
         signals: &mut Signals,
     ) -> SwapVerdict {
+        // What the status lines say of the build: `None` when the host catches up on an earlier one.
+        let rebuilt = |lib: &str| match built {
+            Some(built) => format!("{lib} rebuilt in {}{warn}", ms(built)),
+            None => format!("{lib}'s newest build (the host opened an older one)"),
+        };
+        let rebuilt_in = built.map_or_else(String::new, |b| format!("; rebuilt in {}", ms(b)));
         if let Some(call) = &running.stuck {
             // It cannot swap until the call returns, and it has not for the whole hang timeout.
-            return SwapVerdict::Restart(format!("`{call}` was stuck; rebuilt in {}", ms(built)));
+            return SwapVerdict::Restart(format!("`{call}` was stuck{rebuilt_in}"));
         }
         for (lib, path) in &made.libs {
             // A dylib-dev-runtime host says hello when it loads the library (`hot_module!`: at its
@@ -508,12 +594,14 @@ impl Session {
             .await
             .unwrap_or(false);
             if !connected {
-                // Not a dylib-dev-runtime host (e.g. hot-lib-reloader): it picks the file up itself.
+                // Not connected yet: a dylib-dev-runtime host that is still busy (loading its
+                // data) gets this build when it opens the library (`catch_up`); a host without it
+                // (e.g. hot-lib-reloader) picks the file up itself.
                 self.status(
                     "Rebuilt",
                     format!(
-                        "{lib} in {}{warn}; the host reloads it on its own",
-                        ms(built)
+                        "{}; the host has not opened it yet (it gets this build when it does) or reloads it on its own",
+                        rebuilt(lib)
                     ),
                 );
                 continue;
@@ -533,7 +621,7 @@ impl Session {
             // The wait is bounded by the hang timeout; Ctrl-C must not wait for it.
             let report = tokio::select! {
                 report = task => report,
-                _ = signals.recv() => return SwapVerdict::Interrupted,
+                signal = signals.recv() => return SwapVerdict::Interrupted(signal),
             };
             match report {
                 Ok(Ok(report)) => match report.outcome {
@@ -543,13 +631,16 @@ impl Session {
                             1 => "; 1 old version kept mapped (thread-locals)".into(),
                             n => format!("; {n} old versions kept mapped (thread-locals)"),
                         };
+                        let edit = match built {
+                            Some(_) => format!("; {} since the edit", ms(since.elapsed())),
+                            None => String::new(),
+                        };
                         self.status(
                             "Swapped",
                             format!(
-                                "{lib} rebuilt in {}{warn}, swapped in {} (reload {version}; {} since the edit{kept})",
-                                ms(built),
+                                "{}, swapped in {} (reload {version}{edit}{kept})",
+                                rebuilt(lib),
                                 ms(timing.total()),
-                                ms(since.elapsed())
                             ),
                         );
                         if report.lingering_bytes > LINGERING_LIMIT {
@@ -569,17 +660,14 @@ impl Session {
                         ui::warn(format!(
                             "the host refused reload {version} of {lib}: {reason}; restarting it"
                         ));
-                        return SwapVerdict::Restart(format!(
-                            "swap refused; rebuilt in {}",
-                            ms(built)
-                        ));
+                        return SwapVerdict::Restart(format!("swap refused{rebuilt_in}"));
                     }
                 },
                 Ok(Err(e)) => {
                     ui::warn(format!(
                         "reload {version} of {lib} failed: {e}; restarting the host"
                     ));
-                    return SwapVerdict::Restart(format!("swap failed; rebuilt in {}", ms(built)));
+                    return SwapVerdict::Restart(format!("swap failed{rebuilt_in}"));
                 }
                 Err(e) => {
                     ui::warn(format!("reload task failed: {e}"));
@@ -667,8 +755,17 @@ impl Session {
             .unwrap_or_else(|e| e.into_inner())
             .host_env(&libs)?;
         cmd.envs(env);
-        let process = HostProcess::start(cmd)
+        // Outside the private directory: a state the new host cannot read outlives the runner.
+        cmd.env(
+            dylib_dev_runtime::protocol::ENV_STATE_REJECTED,
+            self.model.target_dir.join("rejected-state"),
+        );
+        let process = HostProcess::start(cmd, self.model.stop_timeout)
             .with_context(|| format!("failed to start `{}`", made.host_exe.display()))?;
+        server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .serve_host(process.pid());
         Ok(Running {
             process,
             started: Instant::now(),
@@ -706,6 +803,18 @@ impl Session {
         ui::error(&anyhow::anyhow!("build failed ({what}); {keep}"));
     }
 
+    /// Stops the host after a signal (the build was cancelled already); the exit code to return.
+    async fn stop(&self, host: Option<Running>, signal: Signal) -> ExitCode {
+        if let Some(h) = host {
+            let _ = h.process.stop(self.model.stop_timeout).await;
+        }
+        // After a hang-up the terminal is gone: a line written to it would fail.
+        if signal != Signal::HangUp {
+            self.status("Stopped", "watcher, host and builds");
+        }
+        signal.exit_code()
+    }
+
     fn status(&self, verb: &str, msg: impl std::fmt::Display) {
         if !self.quiet {
             ui::status(verb, msg);
@@ -724,28 +833,60 @@ pub fn ms(d: Duration) -> String {
     }
 }
 
-/// Ctrl-C and SIGTERM.
+/// A signal that stops the watcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// Ctrl-C.
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+    /// SIGHUP: the terminal closed.
+    HangUp,
+}
+
+impl Signal {
+    /// 128 + the signal's number, as a shell reports a process killed by it.
+    fn exit_code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
+            Signal::HangUp => 129,
+        })
+    }
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP: each stops builds and the host before the watcher exits.
 struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
     fn new() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
             #[cfg(unix)]
-            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            term: signal(SignalKind::terminate())
                 .context("failed to install the SIGTERM handler")?,
+            #[cfg(unix)]
+            hangup: signal(SignalKind::hangup()).context("failed to install the SIGHUP handler")?,
         })
     }
 
-    async fn recv(&mut self) {
+    async fn recv(&mut self) -> Signal {
         #[cfg(unix)]
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = self.term.recv() => {}
+            _ = tokio::signal::ctrl_c() => Signal::Interrupt,
+            _ = self.term.recv() => Signal::Terminate,
+            _ = self.hangup.recv() => Signal::HangUp,
         }
         #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Interrupt
+        }
     }
 }
