@@ -285,3 +285,36 @@ fn a_saved_state_that_no_longer_fits_is_kept_where_the_host_says() {
     });
     assert!(pid_and_counter(&line).1 < counter, "{line}");
 }
+
+#[test]
+fn a_member_renamed_while_watching_is_built_under_its_new_name() {
+    let _serial = serial();
+    let fx = Fixture::copy("hot");
+    let watch = Watch::start(&fx);
+    let (_, line) = watch.wait_out(0, START, |l| l.contains("logic=v1"));
+    let (pid, _) = pid_and_counter(&line);
+
+    // One save: the package gets a new name, its library keeps the one the host loads.
+    let err_at = watch.err_len();
+    let manifest = fx
+        .read("logic/Cargo.toml")
+        .replace("name = \"logic\"", "name = \"renamed-logic\"")
+        .replace("[lib]\n", "[lib]\nname = \"logic\"\n");
+    fx.write("logic/Cargo.toml", &manifest);
+    let (_, restarted) = watch.wait_err(err_at, CHANGE, |l| l.contains("Restarted host"));
+    assert!(restarted.contains(&format!("pid {pid}")), "{restarted}");
+    let shown = watch.err_since(err_at).join("\n");
+    assert!(
+        shown.contains("logic renamed-logic"),
+        "the watcher says what it builds now:\n{shown}"
+    );
+    let at = watch.out_len();
+    let (_, line) = watch.wait_out(at, CHANGE, |l| l.contains("logic=v1"));
+    let (pid2, _) = pid_and_counter(&line);
+    assert_ne!(pid2, pid);
+
+    // And the renamed crate swaps as before.
+    fx.replace("logic/src/lib.rs", "logic=v1", "logic=v2");
+    let (_, line) = watch.wait_out(at, CHANGE, |l| l.contains("logic=v2"));
+    assert_eq!(pid_and_counter(&line).0, pid2, "swapped, not restarted");
+}

@@ -13,15 +13,21 @@ use std::time::Duration;
 pub fn command(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut package_args = args.build.package.clone();
     let host_override = package_args.package.take();
-    let (_, metadata) = crate::project::load_metadata(&package_args, false)?;
-    let mut model = model::WatchModel::from_metadata(&metadata, host_override.as_deref())?;
-    if let Some(ms) = args.debounce_ms {
-        model.debounce = Duration::from_millis(ms);
-    }
-    if let Some(ms) = args.hang_timeout_ms {
-        model.hang_timeout = Duration::from_millis(ms);
-    }
-    let host_package = model.host_package(&metadata).clone();
+    let (debounce_ms, hang_timeout_ms) = (args.debounce_ms, args.hang_timeout_ms);
+    // The same steps at the start and after every manifest change.
+    let load = move || -> anyhow::Result<(model::WatchModel, cargo_metadata::Package)> {
+        let (_, metadata) = crate::project::load_metadata(&package_args, false)?;
+        let mut model = model::WatchModel::from_metadata(&metadata, host_override.as_deref())?;
+        if let Some(ms) = debounce_ms {
+            model.debounce = Duration::from_millis(ms);
+        }
+        if let Some(ms) = hang_timeout_ms {
+            model.hang_timeout = Duration::from_millis(ms);
+        }
+        let host_package = model.host_package(&metadata).clone();
+        Ok((model, host_package))
+    };
+    let (model, host_package) = load()?;
     let session = session::Session {
         model,
         build: build::BuildOptions {
@@ -33,6 +39,7 @@ pub fn command(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         args: args.args.clone(),
         quiet,
         host_package,
+        reload: Box::new(load),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

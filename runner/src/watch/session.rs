@@ -35,6 +35,10 @@ pub struct Session {
     pub quiet: bool,
     /// cargo's `package` for `program_command`.
     pub host_package: cargo_metadata::Package,
+    /// Loads the model and host package afresh (`cargo metadata`, settings, command-line
+    /// overrides): before every build a manifest, lock file or toolchain change asked for, so
+    /// `wrap`/`unwrap` in another terminal, a renamed member or edited settings take effect.
+    pub reload: Box<dyn Fn() -> anyhow::Result<(WatchModel, cargo_metadata::Package)>>,
 }
 
 /// How long after its start a host may take to connect to the control socket before a swap. A
@@ -118,8 +122,8 @@ enum SwapVerdict {
 
 impl Session {
     /// Runs until Ctrl-C / SIGTERM.
-    pub async fn run(self) -> anyhow::Result<ExitCode> {
-        let toolchain = Toolchain::detect()?;
+    pub async fn run(mut self) -> anyhow::Result<ExitCode> {
+        let mut toolchain = Toolchain::detect()?;
         let mut reload_server =
             ReloadServer::start().context("failed to create the reload channel")?;
         reload_server.set_hang_threshold(self.model.hang_timeout);
@@ -366,10 +370,51 @@ impl Session {
                 && settled
                 && let Some(p) = pending.take()
             {
+                if p.route == Route::Rebuild
+                    && let Err(e) = self.reload_model(&server, &mut toolchain)
+                {
+                    // Like a failed build: the host keeps running, the next change tries again.
+                    ui::error(&e);
+                    let keep = if host.is_some() {
+                        "the host keeps running the last good build"
+                    } else {
+                        "waiting for a fix"
+                    };
+                    ui::error(&anyhow::anyhow!(
+                        "build failed (the project does not load); {keep}"
+                    ));
+                    continue;
+                }
                 let fast_ok = host.is_some() && last.is_some();
                 in_flight = Some(self.start_build(p, fast_ok.then_some(()), false)?);
             }
         }
+    }
+
+    /// Loads the model, host package and toolchain afresh (a manifest, lock file or toolchain
+    /// file changed); on an error nothing changes.
+    fn reload_model(
+        &mut self,
+        server: &Arc<Mutex<ReloadServer>>,
+        toolchain: &mut Toolchain,
+    ) -> anyhow::Result<()> {
+        let (model, host_package) = (self.reload)()?;
+        let new_toolchain = Toolchain::detect()?;
+        if model.host != self.model.host || model.logic != self.model.logic {
+            let logic: Vec<&str> = model.logic.iter().map(|(p, _)| p.as_str()).collect();
+            self.status(
+                "Reloaded",
+                format!("project: host {}, logic {}", model.host, logic.join(", ")),
+            );
+        }
+        server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_hang_threshold(model.hang_timeout);
+        self.model = model;
+        self.host_package = host_package;
+        *toolchain = new_toolchain;
+        Ok(())
     }
 
     /// Starts the build for `pending`: rustc directly when `fast` allows it and only recorded
