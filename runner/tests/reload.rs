@@ -157,6 +157,14 @@ fn stuck_calls_reach_the_event_sink_with_the_hosts_pid() {
     server.wait_for_host("logic", LONG).unwrap();
     assert_eq!(lib.call(|s| s.add(500, 3)), 3);
     let me = std::process::id();
+    // The hello is announced first, with the pid the kernel gives for the connection.
+    assert_eq!(
+        events.recv_timeout(LONG).unwrap(),
+        HostEvent::Connected {
+            pid: me,
+            lib: "logic".into()
+        }
+    );
     match events.recv_timeout(LONG).unwrap() {
         HostEvent::Stuck { pid, stuck } => {
             assert_eq!((pid, stuck.function.as_str()), (me, "add"));
