@@ -1,0 +1,73 @@
+//! The file safety suite: what `wrap`, `unwrap`, `init` and `deinit` do to the user's files when
+//! the files or the runs are not the plain case (a lock file that changed since, two runs at once,
+//! symlinks, read-only files, a byte order mark), each test asserting that nothing is lost.
+mod common;
+
+use common::{Fixture, assert_same_tree, text};
+
+/// A project made of `files` (path, contents) in a fresh temp dir.
+fn project(files: &[(&str, &str)]) -> Fixture {
+    let dir = tempfile::Builder::new()
+        .prefix("dylib-dev-file-safety-")
+        .tempdir()
+        .unwrap();
+    let fx = Fixture { dir };
+    for (path, contents) in files {
+        let path = fx.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, contents).unwrap();
+    }
+    fx
+}
+
+/// A one-package project depending on itoa, whose `src/main.rs` is `main`.
+fn itoa_app(main: &str) -> Fixture {
+    project(&[
+        (
+            "Cargo.toml",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nitoa = \"1\"\n",
+        ),
+        ("src/main.rs", main),
+    ])
+}
+
+/// Runs `dylib-dev args` in the project and asserts it succeeded.
+fn ok(fx: &Fixture, args: &[&str]) -> std::process::Output {
+    let out = fx.dylib_dev().args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?} failed:\n{}", text(&out));
+    out
+}
+
+/// Runs `cargo args` in the project and asserts it succeeded.
+fn cargo_ok(fx: &Fixture, args: &[&str]) -> std::process::Output {
+    let out = fx.cargo().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "cargo {args:?} failed:\n{}",
+        text(&out)
+    );
+    out
+}
+
+const ITOA_MAIN: &str = "fn main() {\n    println!(\"{}\", itoa::Buffer::new().format(42));\n}\n";
+
+#[test]
+fn a_crate_root_with_a_byte_order_mark_still_builds_after_wrap_and_unwrap_restores_it() {
+    let fx = itoa_app(&format!("\u{feff}{ITOA_MAIN}"));
+    cargo_ok(&fx, &["generate-lockfile"]);
+    let before = fx.tree();
+
+    ok(&fx, &["wrap", "itoa"]);
+    let main = fx.read("src/main.rs");
+    assert!(
+        main.starts_with("\u{feff}#[cfg(feature = \"dynamic\")]"),
+        "{main:?}"
+    );
+    // The plain static build and the dynamic one both compile the edited root.
+    let run = cargo_ok(&fx, &["run", "-q"]);
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "42\n");
+    ok(&fx, &["build"]);
+
+    ok(&fx, &["unwrap"]);
+    assert_same_tree(&before, &fx.tree());
+}
