@@ -646,16 +646,16 @@ pub fn deinit_command(args: &DeinitArgs, quiet: bool) -> anyhow::Result<ExitCode
         None => {}
     }
     let undone = undo(&places, &record)?;
+    let mut kept_lock = false;
     if lock_untouched {
         restore_lockfile(&places, &record.lockfile_before);
     } else {
         // Dependencies changed since: let cargo drop what the restored manifests no longer need.
+        // The file stays even if `init` created it: it now holds the user's resolution too.
         if !crate::project::settle_lockfile(&places.root_manifest) {
             ui::warn("could not update Cargo.lock; the next cargo command will");
         }
-        if record.lockfile_before.is_none() {
-            let _ = std::fs::remove_file(&places.lockfile);
-        }
+        kept_lock = record.lockfile_before.is_none() && places.lockfile.exists();
     }
     if !quiet {
         let what = if undone.left.is_empty() {
@@ -679,6 +679,11 @@ pub fn deinit_command(args: &DeinitArgs, quiet: bool) -> anyhow::Result<ExitCode
             ui::warn(format!(
                 "`{file}` was edited or added after `init`: left it in place"
             ));
+        }
+        if kept_lock {
+            ui::note(
+                "kept `Cargo.lock`: `init` created it, but it changed since (`cargo add`, `cargo update`, ...); only dylib-dev's crates were taken out of it",
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

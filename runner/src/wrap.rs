@@ -383,7 +383,11 @@ pub fn command(args: &WrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         .workspace_root()
         .join("Cargo.lock")
         .into_std_path_buf();
-    let lockfile_existed = lockfile.exists();
+    let lock_before = LockBefore {
+        existed: lockfile.exists(),
+        hash: dylib_dev_runtime::hash_file(&lockfile).ok(),
+    };
+    let lockfile_existed = lock_before.existed;
     let user = Manifest::read(light.package().manifest_path.as_std_path())?;
     for name in &args.crates {
         find_dependency(&user.doc, name, &light.package().name, &user.path)?;
@@ -391,20 +395,29 @@ pub fn command(args: &WrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     // Resolving the graph may create Cargo.lock; a refused wrap must leave nothing behind.
     let result = Project::load(&args.package, true)
         .map_err(anyhow::Error::from)
-        .and_then(|project| plan_and_apply(args, &project, user, lockfile_existed, quiet));
-    if result.is_err() && !lockfile_existed && lockfile.exists() {
+        .and_then(|project| plan_and_apply(args, &project, user, &lock_before, quiet));
+    // A dry run writes nothing either.
+    if (result.is_err() || args.dry_run) && !lockfile_existed && lockfile.exists() {
         let _ = std::fs::remove_file(&lockfile);
     }
     result
+}
+
+/// `Cargo.lock` as this run found it, before anything (cargo included) could change it.
+struct LockBefore {
+    existed: bool,
+    /// Its `blake3:<hex>`, if it could be read.
+    hash: Option<String>,
 }
 
 fn plan_and_apply(
     args: &WrapArgs,
     project: &Project,
     user: Manifest,
-    lockfile_existed: bool,
+    lock_before: &LockBefore,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
+    let lockfile_existed = lock_before.existed;
     let mut names = args.crates.clone();
     if args.auto {
         let choices = heavy::assess(project, &user.doc, args.min_source_kib * 1024);
@@ -425,12 +438,12 @@ fn plan_and_apply(
     if plan.is_noop() {
         // A run interrupted before it settled the lock file leaves that for this one.
         let lock = plan.layout.workspace_root.join("Cargo.lock");
-        if lockfile_existed
-            && std::fs::read_to_string(&lock)
-                .is_ok_and(|t| !t.contains(&format!("name = \"{}\"", plan.layout.deps_crate)))
+        if std::fs::read_to_string(&lock)
+            .is_ok_and(|t| !t.contains(&format!("name = \"{}\"", plan.layout.deps_crate)))
         {
             crate::project::settle_lockfile(&plan.layout.workspace_root.join("Cargo.toml"));
         }
+        note_lockfile_owner(&plan.layout, lock_before)?;
         if !quiet {
             ui::status(
                 "Unchanged",
@@ -471,12 +484,12 @@ fn plan_and_apply(
     plan.apply()?;
     fsutil::crash_point("applied");
     // cargo would add the new crate to Cargo.lock on its next run; do it now, so that a second
-    // `wrap` finds nothing to change and `unwrap` knows exactly what to take back out.
-    if lockfile_existed
-        && !crate::project::settle_lockfile(&plan.layout.workspace_root.join("Cargo.toml"))
-    {
+    // `wrap` finds nothing to change and `unwrap` knows exactly what to take back out (and, for a
+    // lock file this wrap created, exactly which bytes are ours).
+    if !crate::project::settle_lockfile(&plan.layout.workspace_root.join("Cargo.toml")) {
         ui::warn("could not update Cargo.lock; the next cargo command will");
     }
+    note_lockfile_owner(&plan.layout, lock_before)?;
     if !quiet {
         ui::status(
             "Wrapped",
@@ -496,6 +509,32 @@ fn plan_and_apply(
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records whether `Cargo.lock` is still the one `wrap` created (see [`Record::lockfile_ours`]).
+///
+/// A project without a lock file before the first `wrap` gets one from cargo's resolve. While
+/// it holds exactly what the last `wrap` left, it is ours and `unwrap` may remove it; once anything
+/// else changed it (`cargo add`, `cargo update`, an edit), it is the user's from then on.
+fn note_lockfile_owner(layout: &Layout, before: &LockBefore) -> anyhow::Result<()> {
+    let Some(mut record) = Record::load(&layout.deps_dir)? else {
+        return Ok(());
+    };
+    if record.lockfile_existed {
+        return Ok(());
+    }
+    let still_ours = !before.existed
+        || (before.hash.is_some() && before.hash.as_deref() == record.lockfile_ours.as_deref());
+    let now = if still_ours {
+        dylib_dev_runtime::hash_file(&layout.workspace_root.join("Cargo.lock")).ok()
+    } else {
+        None
+    };
+    if record.lockfile_ours != now {
+        record.lockfile_ours = now;
+        record.save(&layout.deps_dir)?;
+    }
+    Ok(())
 }
 
 /// Computes every write of a `wrap` of `names` (added to what is wrapped already); writes nothing.

@@ -71,3 +71,76 @@ fn a_crate_root_with_a_byte_order_mark_still_builds_after_wrap_and_unwrap_restor
     ok(&fx, &["unwrap"]);
     assert_same_tree(&before, &fx.tree());
 }
+
+/// Whether the project's `Cargo.lock` lists a package called `name`.
+fn locks(fx: &Fixture, name: &str) -> bool {
+    fx.read("Cargo.lock")
+        .contains(&format!("name = \"{name}\""))
+}
+
+#[test]
+fn unwrap_removes_a_lock_file_wrap_created_only_while_nobody_changed_it() {
+    let fx = itoa_app(ITOA_MAIN);
+    let before = fx.tree();
+    assert!(!fx.join("Cargo.lock").exists());
+
+    // Untouched since `wrap` (cargo commands that change nothing do not count): it goes.
+    ok(&fx, &["wrap", "itoa"]);
+    assert!(
+        locks(&fx, "app-deps"),
+        "wrap settles the lock file it created"
+    );
+    cargo_ok(&fx, &["metadata", "--format-version", "1"]);
+    ok(&fx, &["unwrap"]);
+    assert_same_tree(&before, &fx.tree());
+
+    // Changed since (a dependency added): it is the user's now and stays, without our crate.
+    ok(&fx, &["wrap", "itoa"]);
+    cargo_ok(&fx, &["add", "ryu@1"]);
+    let out = ok(&fx, &["unwrap"]);
+    assert!(fx.join("Cargo.lock").exists(), "{}", text(&out));
+    assert!(
+        locks(&fx, "ryu") && !locks(&fx, "app-deps"),
+        "{}",
+        fx.read("Cargo.lock")
+    );
+    assert!(
+        fx.read("Cargo.toml").contains("ryu = \"1"),
+        "{}",
+        fx.read("Cargo.toml")
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("kept `Cargo.lock`"),
+        "{}",
+        text(&out)
+    );
+    // The kept lock file matches the manifests: cargo needs no change to it.
+    cargo_ok(&fx, &["metadata", "--format-version", "1", "--locked"]);
+}
+
+#[test]
+fn deinit_keeps_a_lock_file_init_created_once_it_changed() {
+    let fx = Fixture::copy("ticker");
+    std::fs::remove_file(fx.join("Cargo.lock")).unwrap();
+    let before = fx.tree();
+
+    ok(&fx, &["init", "itoa"]);
+    ok(&fx, &["deinit"]);
+    assert_same_tree(&before, &fx.tree());
+
+    ok(&fx, &["init", "itoa"]);
+    cargo_ok(&fx, &["add", "ryu@1"]);
+    let out = ok(&fx, &["deinit"]);
+    assert!(fx.join("Cargo.lock").exists(), "{}", text(&out));
+    assert!(
+        locks(&fx, "ryu") && !locks(&fx, "ticker-logic") && !locks(&fx, "ticker-deps"),
+        "{}",
+        fx.read("Cargo.lock")
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("kept `Cargo.lock`"),
+        "{}",
+        text(&out)
+    );
+    cargo_ok(&fx, &["metadata", "--format-version", "1", "--locked"]);
+}
