@@ -289,9 +289,17 @@ fn init(
     let deps_before = Record::load(&places.layout.deps_dir)?.is_some();
     if !names.is_empty() {
         // Everything `wrap` would refuse, asked before anything is written.
-        wrap::plan(project, host.clone(), &names, lockfile_before.is_some())?;
+        let wrap_plan = wrap::plan(project, host.clone(), &names, lockfile_before.is_some())?;
+        fsutil::check_writable(wrap_plan.changed_files(), "init")?;
     }
     let (generated, touched) = plan(project, places, host, &names)?;
+    fsutil::check_writable(
+        touched
+            .iter()
+            .filter(|(_, before, after)| before != after)
+            .map(|(path, _, _)| path.as_path()),
+        "init",
+    )?;
 
     let mut record = InitRecord {
         format: FORMAT,
@@ -630,6 +638,14 @@ pub fn deinit_command(args: &DeinitArgs, quiet: bool) -> anyhow::Result<ExitCode
         }
         .into());
     };
+    // Every file this run restores must be writable, checked before the first write.
+    let mut to_write = crate::record::needing_restore(&places.root, &record.touched);
+    if record.wrapped
+        && let Some(deps) = Record::load(&places.layout.deps_dir)?
+    {
+        to_write.extend(crate::record::needing_restore(&places.root, &deps.touched));
+    }
+    fsutil::check_writable(to_write.iter().map(PathBuf::as_path), "deinit")?;
     let lock_untouched =
         dylib_dev_runtime::hash_file(&places.lockfile).ok() == record.lockfile_after;
     match Record::load(&places.layout.deps_dir)? {

@@ -133,3 +133,14 @@ impl Record {
         }
     }
 }
+
+/// The files of `touched` (relative to `root`) that a restore must write: those that exist and no
+/// longer hold their original bytes.
+pub fn needing_restore(root: &Path, touched: &[TouchedFile]) -> Vec<PathBuf> {
+    touched
+        .iter()
+        .map(|t| (root.join(&t.path), t))
+        .filter(|(path, t)| std::fs::read_to_string(path).is_ok_and(|now| now != t.original))
+        .map(|(path, _)| path)
+        .collect()
+}

@@ -9,7 +9,7 @@ use crate::record::{RECORD_FILE, Record, TouchedFile};
 use crate::wrap::{FEATURE, Layout};
 use crate::{fsutil, source_edit, ui};
 use anyhow::Context;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use toml_edit::{DocumentMut, Item};
 
@@ -45,13 +45,15 @@ pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         }
         .into());
     };
+    let to_write = crate::record::needing_restore(&layout.workspace_root, &record.touched);
+    fsutil::check_writable(to_write.iter().map(PathBuf::as_path), "unwrap")?;
     // The record goes last (with the generated files): a run interrupted before can be repeated.
     let mut restored = Vec::new();
     let mut kept = Vec::new();
     for touched in &record.touched {
         let path = layout.workspace_root.join(&touched.path);
-        if let Some(dir) = path.parent() {
-            fsutil::remove_stale_temps(dir);
+        if let Some(dir) = fsutil::temp_dir_of(&path) {
+            fsutil::remove_stale_temps(&dir);
         }
         match restore(&path, touched, &layout)? {
             Outcome::Unchanged => {}

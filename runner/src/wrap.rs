@@ -217,6 +217,15 @@ impl Plan {
             .all(|w| w.before.as_deref() == Some(w.after.as_str()))
     }
 
+    /// The existing files this plan changes.
+    pub fn changed_files(&self) -> impl Iterator<Item = &Path> {
+        self.generated
+            .iter()
+            .chain(&self.touched)
+            .filter(|w| w.before.is_some() && w.before.as_deref() != Some(w.after.as_str()))
+            .map(|w| w.path.as_path())
+    }
+
     /// Writes everything: the record first (a journal), then the generated crate, then user files.
     ///
     /// A first wrap builds the whole generated crate, record included, in a staging directory
@@ -226,6 +235,7 @@ impl Plan {
     /// job. A write that fails (read-only or full disk) rolls back what this run wrote; if even
     /// that fails, the record still lets `unwrap` restore the project.
     pub fn apply(&self) -> anyhow::Result<()> {
+        fsutil::check_writable(self.changed_files(), "wrap")?;
         let deps_dir = &self.layout.deps_dir;
         let src_dir = deps_dir.join("src");
         for dir in [
@@ -237,7 +247,7 @@ impl Plan {
         .chain(
             self.touched
                 .iter()
-                .filter_map(|w| w.path.parent().map(Path::to_path_buf)),
+                .filter_map(|w| fsutil::temp_dir_of(&w.path)),
         ) {
             fsutil::remove_stale_temps(&dir);
         }

@@ -83,6 +83,9 @@ fn unwrap_removes_a_lock_file_wrap_created_only_while_nobody_changed_it() {
     let fx = itoa_app(ITOA_MAIN);
     let before = fx.tree();
     assert!(!fx.join("Cargo.lock").exists());
+    // A dry run writes nothing, not even the lock file cargo's resolve creates.
+    ok(&fx, &["wrap", "--dry-run", "itoa"]);
+    assert_same_tree(&before, &fx.tree());
 
     // Untouched since `wrap` (cargo commands that change nothing do not count): it goes.
     ok(&fx, &["wrap", "itoa"]);
@@ -143,4 +146,110 @@ fn deinit_keeps_a_lock_file_init_created_once_it_changed() {
         text(&out)
     );
     cargo_ok(&fx, &["metadata", "--format-version", "1", "--locked"]);
+}
+
+/// Whether `path` is a symlink pointing at `to`.
+fn is_link_to(path: &std::path::Path, to: &str) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+        && std::fs::read_link(path).is_ok_and(|t| t == std::path::Path::new(to))
+}
+
+#[test]
+fn symlinked_manifest_and_crate_root_stay_links_through_wrap_and_unwrap() {
+    // A workspace whose member manifest and crate root are links into shared directories.
+    let fx = project(&[
+        (
+            "Cargo.toml",
+            "[workspace]\nresolver = \"2\"\nmembers = [\"app\"]\n",
+        ),
+        (
+            "shared/app.toml",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nitoa = \"1\"\n",
+        ),
+        ("shared/main.rs", ITOA_MAIN),
+    ]);
+    std::fs::create_dir_all(fx.join("app/src")).unwrap();
+    std::os::unix::fs::symlink("../shared/app.toml", fx.join("app/Cargo.toml")).unwrap();
+    std::os::unix::fs::symlink("../../shared/main.rs", fx.join("app/src/main.rs")).unwrap();
+    cargo_ok(&fx, &["generate-lockfile"]);
+    let before = fx.tree();
+    let links = |fx: &Fixture| {
+        is_link_to(&fx.join("app/Cargo.toml"), "../shared/app.toml")
+            && is_link_to(&fx.join("app/src/main.rs"), "../../shared/main.rs")
+    };
+
+    ok(&fx, &["wrap", "-p", "app", "itoa"]);
+    assert!(links(&fx), "wrap replaced a symlink by a file");
+    // The edits went to the files the links point to.
+    assert!(
+        fx.read("shared/app.toml").contains("app-deps"),
+        "{}",
+        fx.read("shared/app.toml")
+    );
+    assert!(fx.read("shared/main.rs").contains("use app_deps as _;"));
+    let run = cargo_ok(&fx, &["run", "-q", "-p", "app"]);
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "42\n");
+
+    ok(&fx, &["unwrap", "-p", "app"]);
+    assert!(links(&fx), "unwrap replaced a symlink by a file");
+    assert_same_tree(&before, &fx.tree());
+}
+
+/// The mode bits of a file of the project.
+fn mode(fx: &Fixture, rel: &str) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(fx.join(rel))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn chmod(fx: &Fixture, rel: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(fx.join(rel), std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Runs a command that must be refused; asserts it changed nothing and returns its stderr, with
+/// the project's path as `[PROJECT]`.
+fn refused(fx: &Fixture, args: &[&str]) -> String {
+    let before = fx.tree();
+    let out = fx.dylib_dev().args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} succeeded:\n{}", text(&out));
+    assert_same_tree(&before, &fx.tree());
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).replace(&fx.path().display().to_string(), "[PROJECT]");
+    format!("$ dylib-dev {}\n{stderr}", args.join(" "))
+}
+
+#[test]
+fn read_only_files_are_refused_before_anything_is_written() {
+    // Tests run as root here, who may write any file: the refusal must come from the mode bits.
+    let mut shown = Vec::new();
+    let fx = itoa_app(ITOA_MAIN);
+    cargo_ok(&fx, &["generate-lockfile"]);
+    let before = fx.tree();
+
+    chmod(&fx, "src/main.rs", 0o444);
+    shown.push(refused(&fx, &["wrap", "itoa"]));
+    assert_eq!(mode(&fx, "src/main.rs"), 0o444);
+    assert!(!fx.join("app-deps").exists());
+
+    chmod(&fx, "src/main.rs", 0o644);
+    ok(&fx, &["wrap", "itoa"]);
+    chmod(&fx, "Cargo.toml", 0o444);
+    shown.push(refused(&fx, &["unwrap"]));
+    chmod(&fx, "Cargo.toml", 0o644);
+    ok(&fx, &["unwrap"]);
+    assert_same_tree(&before, &fx.tree());
+
+    let fx = Fixture::copy("ticker");
+    chmod(&fx, "Cargo.toml", 0o444);
+    shown.push(refused(&fx, &["init", "itoa"]));
+    chmod(&fx, "Cargo.toml", 0o644);
+    ok(&fx, &["init", "itoa"]);
+    chmod(&fx, "src/main.rs", 0o444);
+    shown.push(refused(&fx, &["deinit"]));
+
+    insta::assert_snapshot!("read_only_refusals", shown.join("\n"));
 }
