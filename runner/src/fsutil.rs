@@ -3,7 +3,8 @@
 //! Also the test hook for interrupted runs: `DYLIB_DEV_TEST_CRASH_AFTER=<step>` makes the process
 //! `SIGKILL` itself right after the named step (as a `kill -9` at that moment would), and
 //! `DYLIB_DEV_TEST_CRASH_AFTER=?` prints every step it passes on stderr (`crash point: <step>`).
-//! Compiled into every build: it costs one environment lookup per step.
+//! `DYLIB_DEV_TEST_PAUSE_AT=<step>=<file>` holds the process at a step instead ([`PAUSE_VAR`]).
+//! Compiled into every build: it costs two environment lookups per step.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -14,8 +15,24 @@ pub const CRASH_VAR: &str = "DYLIB_DEV_TEST_CRASH_AFTER";
 pub(crate) const TEMP_PREFIX: &str = ".dylib-dev-";
 pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 
+/// The environment variable of the pause hook: `<step>=<file>` makes the process create `<file>`
+/// at the named step and wait there until the file is gone (at most two minutes), so a test can
+/// start a second run while the first one is in the middle of its writes.
+pub const PAUSE_VAR: &str = "DYLIB_DEV_TEST_PAUSE_AT";
+
 /// A named step of a multi-file operation; see the module docs.
 pub fn crash_point(step: &str) {
+    if let Some(spec) = std::env::var_os(PAUSE_VAR)
+        && let Some((at, file)) = spec.to_str().and_then(|s| s.split_once('='))
+        && at == step
+    {
+        let file = Path::new(file);
+        let _ = std::fs::write(file, std::process::id().to_string());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while file.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
     let Some(wanted) = std::env::var_os(CRASH_VAR) else {
         return;
     };

@@ -208,6 +208,8 @@ impl Places {
 /// Runs `dylib-dev init`.
 pub fn command(args: &InitArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let light = Project::load(&args.package, false)?;
+    // Held through the `wrap` inside (the lock is re-entrant within one process).
+    let _lock = crate::lock::WorkspaceLock::acquire(light.workspace_root().as_std_path(), quiet)?;
     let places = Places::of(&light);
     let bin = host_bin(light.package())?;
     refuse_if_set_up(&light, &places)?;
@@ -630,6 +632,7 @@ struct Undone {
 /// Runs `dylib-dev deinit`.
 pub fn deinit_command(args: &DeinitArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let project = Project::load(&args.package, false)?;
+    let _lock = crate::lock::WorkspaceLock::acquire(project.workspace_root().as_std_path(), quiet)?;
     let places = Places::of(&project);
     let Some(record) = InitRecord::load(&places.record)? else {
         return Err(InitError::NotInitialized {

@@ -13,6 +13,7 @@ pub mod fsutil;
 pub mod heavy;
 pub mod host;
 pub mod init;
+pub mod lock;
 pub mod logging;
 pub mod manifest;
 pub mod new;

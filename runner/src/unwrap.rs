@@ -26,6 +26,7 @@ pub struct NotWrapped {
 /// Runs `dylib-dev unwrap`.
 pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let project = Project::load(&args.package, false)?;
+    let _lock = crate::lock::WorkspaceLock::acquire(project.workspace_root().as_std_path(), quiet)?;
     let layout = Layout::of(&project);
     let Some(record) = Record::load(&layout.deps_dir)? else {
         // What an interrupted `wrap` or `unwrap` can leave: staging directories, empty

@@ -389,6 +389,8 @@ pub fn command(args: &WrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     // A light first load (no resolve, writes nothing) answers the questions that need no graph.
     let light = Project::load(&args.package, false)?;
+    // Everything from here on reads what another run may be writing: one run at a time.
+    let _lock = crate::lock::WorkspaceLock::acquire(light.workspace_root().as_std_path(), quiet)?;
     let lockfile = light
         .workspace_root()
         .join("Cargo.lock")

@@ -253,3 +253,141 @@ fn read_only_files_are_refused_before_anything_is_written() {
 
     insta::assert_snapshot!("read_only_refusals", shown.join("\n"));
 }
+
+/// A virtual workspace listing its two members `a` and `b` by hand, each depending on itoa.
+fn two_member_workspace() -> Fixture {
+    let member = |name: &str| {
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nitoa = \"1\"\n"
+        )
+    };
+    let fx = project(&[
+        (
+            "Cargo.toml",
+            "[workspace]\nresolver = \"2\"\nmembers = [\n    \"a\",\n    \"b\",\n]\n",
+        ),
+        ("a/Cargo.toml", &member("a")),
+        ("a/src/main.rs", ITOA_MAIN),
+        ("b/Cargo.toml", &member("b")),
+        ("b/src/main.rs", ITOA_MAIN),
+    ]);
+    cargo_ok(&fx, &["generate-lockfile"]);
+    fx
+}
+
+/// Waits up to a minute for `cond`.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `dylib-dev` as [`Fixture::dylib_dev`] sets it up, as a `std` command (to run in the background).
+fn spawnable(fx: &Fixture) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dylib-dev"));
+    for key in common::cargo_test_env() {
+        cmd.env_remove(key);
+    }
+    cmd.current_dir(fx.path())
+        .env("CARGO_TARGET_DIR", common::shared_target_dir())
+        .env_remove("DYLIB_DEV_LOG")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+#[test]
+fn two_wraps_at_once_on_one_workspace_both_land_and_each_unwraps() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let fx = two_member_workspace();
+    let before = fx.tree();
+    let outside = tempfile::tempdir().unwrap();
+    let paused = outside.path().join("paused");
+
+    // Run A stops in the middle of its writes: its crate staged in the workspace root, the root
+    // manifest planned from what it read.
+    let mut a = spawnable(&fx)
+        .args(["wrap", "-p", "a", "itoa"])
+        .env(
+            "DYLIB_DEV_TEST_PAUSE_AT",
+            format!("staged={}", paused.display()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("run A to reach `staged`", || {
+        assert!(a.try_wait().unwrap().is_none(), "run A ended early");
+        paused.exists()
+    });
+    // Run B starts meanwhile and must wait for A (and say so) instead of writing.
+    let mut b = spawnable(&fx)
+        .args(["wrap", "-p", "b", "itoa"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b_err = b.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(b_err).lines() {
+            let line = line.unwrap();
+            if line.contains("Blocking") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let waited = rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
+    std::fs::remove_file(&paused).unwrap();
+    let a_out = a.wait_with_output().unwrap();
+    let b_status = b.wait().unwrap();
+    let b_err = reader.join().unwrap();
+    assert!(a_out.status.success(), "run A failed:\n{}", text(&a_out));
+    assert!(b_status.success(), "run B failed:\n{b_err}");
+    assert!(waited, "run B did not wait for run A:\n{b_err}");
+    assert!(
+        b_err.contains("waiting for the lock on workspace"),
+        "{b_err}"
+    );
+
+    // Both crates are members, nothing of either run is lost, no staging directory is left.
+    let root = fx.read("Cargo.toml");
+    assert!(
+        root.contains("\"a-deps\"") && root.contains("\"b-deps\""),
+        "{root}"
+    );
+    for name in ["a", "b"] {
+        assert!(
+            fx.join(&format!("{name}-deps/unwrap-record.json"))
+                .is_file()
+        );
+        assert!(
+            fx.read(&format!("{name}/Cargo.toml"))
+                .contains(&format!("{name}-deps"))
+        );
+        assert!(
+            fx.read(&format!("{name}/src/main.rs"))
+                .contains(&format!("use {name}_deps as _;"))
+        );
+    }
+    let tree = fx.tree();
+    assert!(
+        !tree.keys().any(|p| p.starts_with(".dylib-dev-")),
+        "{:?}",
+        tree.keys()
+    );
+    cargo_ok(&fx, &["metadata", "--format-version", "1", "--locked"]);
+
+    ok(&fx, &["unwrap", "-p", "a"]);
+    ok(&fx, &["unwrap", "-p", "b"]);
+    assert_same_tree(&before, &fx.tree());
+}
