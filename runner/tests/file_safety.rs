@@ -391,3 +391,36 @@ fn two_wraps_at_once_on_one_workspace_both_land_and_each_unwraps() {
     ok(&fx, &["unwrap", "-p", "b"]);
     assert_same_tree(&before, &fx.tree());
 }
+
+#[test]
+fn auto_measures_only_what_the_host_platform_links() {
+    // windows-sys is megabytes of source, but only Windows links it; libc is the Unix counterpart.
+    let fx = project(&[
+        (
+            "Cargo.toml",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nitoa = \"1\"\n\n[target.'cfg(windows)'.dependencies]\nwindows-sys = { version = \"0.59\", features = [\"Win32_Foundation\"] }\n\n[target.'cfg(unix)'.dependencies]\nlibc = \"0.2\"\n",
+        ),
+        ("src/main.rs", ITOA_MAIN),
+    ]);
+    let before = fx.tree();
+    let out = ok(&fx, &["wrap", "--auto", "--dry-run"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let row = |name: &str| {
+        stderr
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{stderr}"))
+            .to_string()
+    };
+    assert!(
+        row("windows-sys").contains("skip: not linked on"),
+        "{stderr}"
+    );
+    assert!(row("libc").contains("wrap: links"), "{stderr}");
+    assert!(row("itoa").contains("skip: light"), "{stderr}");
+    assert!(
+        stderr.contains("Would wrap libc into `app-deps`"),
+        "{stderr}"
+    );
+    assert_same_tree(&before, &fx.tree());
+}
