@@ -300,19 +300,17 @@ fn spawnable(fx: &Fixture) -> std::process::Command {
     cmd
 }
 
-#[test]
-fn two_wraps_at_once_on_one_workspace_both_land_and_each_unwraps() {
+/// Runs `first` held at its `staged` step (its crate staged in the workspace root, the root
+/// manifest planned from what it read), starts `second` meanwhile, checks that `second` waits for
+/// `first` and says so, then lets both finish; asserts both succeeded and left no staging
+/// directory behind.
+fn one_while_the_other_is_writing(fx: &Fixture, first: &[&str], second: &[&str]) {
     use std::io::BufRead;
     use std::process::Stdio;
-    let fx = two_member_workspace();
-    let before = fx.tree();
     let outside = tempfile::tempdir().unwrap();
     let paused = outside.path().join("paused");
-
-    // Run A stops in the middle of its writes: its crate staged in the workspace root, the root
-    // manifest planned from what it read.
-    let mut a = spawnable(&fx)
-        .args(["wrap", "-p", "a", "itoa"])
+    let mut a = spawnable(fx)
+        .args(first)
         .env(
             "DYLIB_DEV_TEST_PAUSE_AT",
             format!("staged={}", paused.display()),
@@ -321,13 +319,12 @@ fn two_wraps_at_once_on_one_workspace_both_land_and_each_unwraps() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for("run A to reach `staged`", || {
-        assert!(a.try_wait().unwrap().is_none(), "run A ended early");
+    wait_for("the first run to reach `staged`", || {
+        assert!(a.try_wait().unwrap().is_none(), "the first run ended early");
         paused.exists()
     });
-    // Run B starts meanwhile and must wait for A (and say so) instead of writing.
-    let mut b = spawnable(&fx)
-        .args(["wrap", "-p", "b", "itoa"])
+    let mut b = spawnable(fx)
+        .args(second)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -346,49 +343,105 @@ fn two_wraps_at_once_on_one_workspace_both_land_and_each_unwraps() {
         }
         all
     });
+    // Ends early (disconnected) when the second run exits without waiting.
     let waited = rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
     std::fs::remove_file(&paused).unwrap();
     let a_out = a.wait_with_output().unwrap();
     let b_status = b.wait().unwrap();
     let b_err = reader.join().unwrap();
-    assert!(a_out.status.success(), "run A failed:\n{}", text(&a_out));
-    assert!(b_status.success(), "run B failed:\n{b_err}");
-    assert!(waited, "run B did not wait for run A:\n{b_err}");
+    assert!(
+        a_out.status.success(),
+        "{first:?} failed:\n{}",
+        text(&a_out)
+    );
+    assert!(b_status.success(), "{second:?} failed:\n{b_err}");
+    assert!(waited, "{second:?} did not wait for {first:?}:\n{b_err}");
     assert!(
         b_err.contains("waiting for the lock on workspace"),
         "{b_err}"
     );
-
-    // Both crates are members, nothing of either run is lost, no staging directory is left.
-    let root = fx.read("Cargo.toml");
-    assert!(
-        root.contains("\"a-deps\"") && root.contains("\"b-deps\""),
-        "{root}"
-    );
-    for name in ["a", "b"] {
-        assert!(
-            fx.join(&format!("{name}-deps/unwrap-record.json"))
-                .is_file()
-        );
-        assert!(
-            fx.read(&format!("{name}/Cargo.toml"))
-                .contains(&format!("{name}-deps"))
-        );
-        assert!(
-            fx.read(&format!("{name}/src/main.rs"))
-                .contains(&format!("use {name}_deps as _;"))
-        );
-    }
     let tree = fx.tree();
     assert!(
         !tree.keys().any(|p| p.starts_with(".dylib-dev-")),
         "{:?}",
         tree.keys()
     );
+}
+
+/// Whether member `name` is wrapped: its deps crate, record, manifest entry and force-link line.
+fn wrapped(fx: &Fixture, name: &str) -> bool {
+    fx.read("Cargo.toml").contains(&format!("\"{name}-deps\""))
+        && fx
+            .join(&format!("{name}-deps/unwrap-record.json"))
+            .is_file()
+        && fx
+            .read(&format!("{name}/Cargo.toml"))
+            .contains(&format!("{name}-deps"))
+        && fx
+            .read(&format!("{name}/src/main.rs"))
+            .contains(&format!("use {name}_deps as _;"))
+}
+
+#[test]
+fn two_wraps_at_once_on_one_workspace_both_land_and_each_unwraps() {
+    let fx = two_member_workspace();
+    let before = fx.tree();
+    one_while_the_other_is_writing(
+        &fx,
+        &["wrap", "-p", "a", "itoa"],
+        &["wrap", "-p", "b", "itoa"],
+    );
+    assert!(
+        wrapped(&fx, "a") && wrapped(&fx, "b"),
+        "{}",
+        fx.read("Cargo.toml")
+    );
     cargo_ok(&fx, &["metadata", "--format-version", "1", "--locked"]);
 
     ok(&fx, &["unwrap", "-p", "a"]);
     ok(&fx, &["unwrap", "-p", "b"]);
+    assert_same_tree(&before, &fx.tree());
+}
+
+#[test]
+fn unwrap_during_another_wrap_is_not_undone_by_it() {
+    let fx = two_member_workspace();
+    let before = fx.tree();
+    ok(&fx, &["wrap", "-p", "b", "itoa"]);
+    one_while_the_other_is_writing(&fx, &["wrap", "-p", "a", "itoa"], &["unwrap", "-p", "b"]);
+    // The root manifest lists exactly the crates that exist: a's, and not b's any more.
+    assert!(wrapped(&fx, "a"), "{}", fx.read("Cargo.toml"));
+    assert!(
+        !fx.read("Cargo.toml").contains("b-deps"),
+        "{}",
+        fx.read("Cargo.toml")
+    );
+    assert!(!fx.join("b-deps").exists());
+    cargo_ok(&fx, &["metadata", "--format-version", "1", "--locked"]);
+
+    ok(&fx, &["unwrap", "-p", "a"]);
+    assert_same_tree(&before, &fx.tree());
+}
+
+#[test]
+fn init_during_a_wrap_waits_and_both_land() {
+    let fx = two_member_workspace();
+    let before = fx.tree();
+    one_while_the_other_is_writing(
+        &fx,
+        &["wrap", "-p", "a", "itoa"],
+        &["init", "-p", "b", "itoa"],
+    );
+    let root = fx.read("Cargo.toml");
+    assert!(wrapped(&fx, "a") && wrapped(&fx, "b"), "{root}");
+    assert!(
+        root.contains("\"b-logic\"") && root.contains("host = \"b\""),
+        "{root}"
+    );
+    cargo_ok(&fx, &["metadata", "--format-version", "1", "--locked"]);
+
+    ok(&fx, &["unwrap", "-p", "a"]);
+    ok(&fx, &["deinit", "-p", "b"]);
     assert_same_tree(&before, &fx.tree());
 }
 
