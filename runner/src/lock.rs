@@ -20,27 +20,56 @@ use anyhow::Context;
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::thread::ThreadId;
 
-/// The locks this process holds: workspace root, the locked handle, how many guards share it.
-static HELD: Mutex<Vec<(PathBuf, File, usize)>> = Mutex::new(Vec::new());
+/// A lock this process holds.
+struct Held {
+    root: PathBuf,
+    /// Re-entry is for the thread that took it; another thread waits like another process would.
+    thread: ThreadId,
+    /// Closing it releases the lock.
+    _handle: File,
+    /// Guards sharing it.
+    count: usize,
+}
+
+/// The locks this process holds.
+static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
+
+fn held() -> std::sync::MutexGuard<'static, Vec<Held>> {
+    HELD.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Held while a command changes a workspace; dropping the last guard releases the lock.
 #[must_use = "the workspace is unlocked as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct WorkspaceLock {
     root: PathBuf,
+    /// Not `Send`: the re-entry count belongs to the thread that took the lock.
+    _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl WorkspaceLock {
+    fn new(root: PathBuf) -> WorkspaceLock {
+        WorkspaceLock {
+            root,
+            _not_send: std::marker::PhantomData,
+        }
+    }
+
     /// Locks the workspace whose root directory is `root`, waiting while another dylib-dev run
     /// holds it (and saying so, unless `quiet`).
     pub fn acquire(root: &Path, quiet: bool) -> anyhow::Result<WorkspaceLock> {
         let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = held.iter_mut().find(|(r, _, _)| *r == root) {
-            entry.2 += 1;
-            return Ok(WorkspaceLock { root });
+        let thread = std::thread::current().id();
+        if let Some(entry) = held()
+            .iter_mut()
+            .find(|h| h.root == root && h.thread == thread)
+        {
+            entry.count += 1;
+            return Ok(WorkspaceLock::new(root));
         }
+        // Not under the mutex: waiting here must not hold up other threads' locks.
         let handle = open_handle(&root)?;
         match handle.try_lock() {
             Ok(()) => {}
@@ -64,17 +93,26 @@ impl WorkspaceLock {
                 root.display()
             )),
         }
-        held.push((root.clone(), handle, 1));
-        Ok(WorkspaceLock { root })
+        held().push(Held {
+            root: root.clone(),
+            thread,
+            _handle: handle,
+            count: 1,
+        });
+        Ok(WorkspaceLock::new(root))
     }
 }
 
 impl Drop for WorkspaceLock {
     fn drop(&mut self) {
-        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = held.iter().position(|(r, _, _)| *r == self.root) {
-            held[i].2 -= 1;
-            if held[i].2 == 0 {
+        let thread = std::thread::current().id();
+        let mut held = held();
+        if let Some(i) = held
+            .iter()
+            .position(|h| h.root == self.root && h.thread == thread)
+        {
+            held[i].count -= 1;
+            if held[i].count == 0 {
                 // Closing the handle releases the lock.
                 held.remove(i);
             }
@@ -121,7 +159,19 @@ mod tests {
         assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)));
         drop(inner);
         assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)));
+        // Another thread of this process waits too, rather than re-entering.
+        let path = dir.path().to_path_buf();
+        let from_thread = std::thread::spawn(move || {
+            let guard = WorkspaceLock::acquire(&path, true).unwrap();
+            drop(guard);
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            !from_thread.is_finished(),
+            "another thread re-entered the lock"
+        );
         drop(outer);
+        from_thread.join().unwrap();
         other.try_lock().expect("released with the last guard");
     }
 }
