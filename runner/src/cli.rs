@@ -221,7 +221,8 @@ pub struct WrapArgs {
     /// Dependencies to wrap, by the name in `[dependencies]` (or the package name of a rename).
     #[arg(value_name = "CRATE")]
     pub crates: Vec<String>,
-    /// Choose the heavy direct dependencies automatically and say why.
+    /// Choose the heavy direct dependencies automatically (measured as this host links them) and
+    /// say why.
     #[arg(long)]
     pub auto: bool,
     /// With --auto: wrap a dependency whose crate graph has at least this much Rust source (KiB).

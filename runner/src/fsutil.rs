@@ -3,9 +3,10 @@
 //! Also the test hook for interrupted runs: `DYLIB_DEV_TEST_CRASH_AFTER=<step>` makes the process
 //! `SIGKILL` itself right after the named step (as a `kill -9` at that moment would), and
 //! `DYLIB_DEV_TEST_CRASH_AFTER=?` prints every step it passes on stderr (`crash point: <step>`).
-//! Compiled into every build: it costs one environment lookup per step.
+//! `DYLIB_DEV_TEST_PAUSE_AT=<step>=<file>` holds the process at a step instead ([`PAUSE_VAR`]).
+//! Compiled into every build: it costs two environment lookups per step.
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The environment variable of the crash hook.
 pub const CRASH_VAR: &str = "DYLIB_DEV_TEST_CRASH_AFTER";
@@ -14,8 +15,24 @@ pub const CRASH_VAR: &str = "DYLIB_DEV_TEST_CRASH_AFTER";
 pub(crate) const TEMP_PREFIX: &str = ".dylib-dev-";
 pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 
+/// The environment variable of the pause hook: `<step>=<file>` makes the process create `<file>`
+/// at the named step and wait there until the file is gone (at most two minutes), so a test can
+/// start a second run while the first one is in the middle of its writes.
+pub const PAUSE_VAR: &str = "DYLIB_DEV_TEST_PAUSE_AT";
+
 /// A named step of a multi-file operation; see the module docs.
 pub fn crash_point(step: &str) {
+    if let Some(spec) = std::env::var_os(PAUSE_VAR)
+        && let Some((at, file)) = spec.to_str().and_then(|s| s.split_once('='))
+        && at == step
+    {
+        let file = Path::new(file);
+        let _ = std::fs::write(file, std::process::id().to_string());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while file.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
     let Some(wanted) = std::env::var_os(CRASH_VAR) else {
         return;
     };
@@ -51,15 +68,100 @@ pub fn remove_stale_temps(dir: &Path) {
     }
 }
 
+/// A file dylib-dev would have to change has no write permission.
+///
+/// The mode bits are checked explicitly: root (as in containers and CI) may write any file, but a
+/// `0444` file says its owner does not want it changed behind their back.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{path}` is read-only (mode {mode:04o}); `dylib-dev {command}` would have to change it, so it changed nothing\n  help: make it writable (`chmod u+w {path}`) and run `dylib-dev {command}` again"
+)]
+pub struct ReadOnly {
+    /// The file, as the command found it (a symlink's own path).
+    pub path: PathBuf,
+    /// Its permission bits (of the symlink's target).
+    pub mode: u32,
+    /// The subcommand, for the message.
+    pub command: &'static str,
+}
+
+/// The permission bits of the existing file at `path` (through symlinks) when it has no write bit
+/// at all; `None` for a writable or missing file.
+pub fn read_only_mode(path: &Path) -> Option<u32> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        (mode & 0o222 == 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        meta.permissions().readonly().then_some(0o444)
+    }
+}
+
+/// Refuses, before anything is written, when any of `paths` exists and is read-only.
+pub fn check_writable<'a>(
+    paths: impl IntoIterator<Item = &'a Path>,
+    command: &'static str,
+) -> Result<(), ReadOnly> {
+    for path in paths {
+        if let Some(mode) = read_only_mode(path) {
+            return Err(ReadOnly {
+                path: path.to_path_buf(),
+                mode,
+                command,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The file a write to `path` replaces: `path`, or the final target when `path` is a symlink.
+///
+/// Renaming a temp file over the link itself would turn the link into a regular file (and the file
+/// it pointed to would silently stop getting the edits); writing to the target keeps the link.
+fn write_target(path: &Path) -> std::io::Result<PathBuf> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(path),
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
+/// The directory where [`write_atomic`] puts its temp file for `path` (that of a symlink's target),
+/// for [`remove_stale_temps`] after an interrupted run.
+pub fn temp_dir_of(path: &Path) -> Option<PathBuf> {
+    write_target(path)
+        .ok()?
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+}
+
 /// Writes `contents` to `path` atomically, keeping the existing file's permissions.
 ///
-/// A crash leaves either the old file or the new one, never a torn mix.
+/// A crash leaves either the old file or the new one, never a torn mix. A symlink stays a link:
+/// its target is replaced (the temp file goes next to the target, so the rename stays on one file
+/// system). A read-only file is refused with [`std::io::ErrorKind::PermissionDenied`]; commands
+/// check that before their first write ([`check_writable`]), this is the last line of defence.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     write_atomic_step(path, contents, None)
 }
 
 /// [`write_atomic`], with a crash point `tmp:<step>` between the temp file and the rename.
 pub fn write_atomic_step(path: &Path, contents: &[u8], step: Option<&str>) -> std::io::Result<()> {
+    let target = write_target(path)?;
+    let path = target.as_path();
+    if let Some(mode) = read_only_mode(path) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "`{}` is read-only (mode {mode:04o}); dylib-dev does not replace read-only files",
+                path.display()
+            ),
+        ));
+    }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -116,6 +218,39 @@ mod tests {
         assert_eq!(mode, 0o640);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn writes_through_a_symlink_and_refuses_a_read_only_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        let target = dir.path().join("real/f.txt");
+        std::fs::write(&target, "old").unwrap();
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink("real/f.txt", &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("real/f.txt"));
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no temp file left"
+        );
+
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let err = write_atomic(&link, b"newer").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        let err = check_writable([link.as_path()], "wrap").unwrap_err();
+        assert_eq!(err.mode, 0o444);
+        assert!(err.to_string().contains("chmod u+w"), "{err}");
     }
 
     #[test]

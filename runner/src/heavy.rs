@@ -5,7 +5,7 @@
 //! codegen time grow with that code; a crate count alone would rank forty tiny crates above one
 //! huge one. Proc-macros and build-only crates never reach the linker and are never chosen.
 use crate::project::Project;
-use cargo_metadata::{DependencyKind, PackageId};
+use cargo_metadata::{CargoOpt, DependencyKind, Metadata, MetadataCommand, PackageId};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -28,8 +28,14 @@ pub struct Choice {
 }
 
 /// Measures every direct normal dependency of the selected package.
+///
+/// Only what the host platform links counts: the graph comes from `cargo metadata
+/// --filter-platform <host triple>`, so a `[target.'cfg(windows)'.dependencies]` entry (and
+/// anything only it pulls in) is neither measured nor wrapped on Linux.
 pub fn assess(project: &Project, doc: &toml_edit::DocumentMut, min_bytes: u64) -> Vec<Choice> {
-    let Some(resolve) = project.metadata.resolve.as_ref() else {
+    let host = host_graph(project);
+    let metadata = host.as_ref().map_or(&project.metadata, |(_, m)| m);
+    let Some(resolve) = metadata.resolve.as_ref() else {
         return Vec::new();
     };
     let nodes: HashMap<&PackageId, &cargo_metadata::Node> =
@@ -57,20 +63,20 @@ pub fn assess(project: &Project, doc: &toml_edit::DocumentMut, min_bytes: u64) -
             .and_then(|n| n.deps.iter().find(|d| d.name == code_name))
             .map(|d| &d.pkg)
         else {
+            let reason = match &host {
+                Some((triple, _)) => format!("not linked on {triple}"),
+                None => "not in the resolved graph".into(),
+            };
             out.push(Choice {
                 key,
                 crates: 0,
                 bytes: 0,
                 wrap: false,
-                reason: "not in the resolved graph".into(),
+                reason,
             });
             continue;
         };
-        if project.metadata[id]
-            .targets
-            .iter()
-            .any(|t| t.is_proc_macro())
-        {
+        if metadata[id].targets.iter().any(|t| t.is_proc_macro()) {
             out.push(Choice {
                 key,
                 crates: 0,
@@ -80,18 +86,12 @@ pub fn assess(project: &Project, doc: &toml_edit::DocumentMut, min_bytes: u64) -
             });
             continue;
         }
-        let reach = linked_closure(id, &nodes, project);
+        let reach = linked_closure(id, &nodes, metadata);
         let bytes: u64 = reach
             .iter()
             .map(|id| {
                 *sizes.entry((*id).clone()).or_insert_with(|| {
-                    source_bytes(
-                        project.metadata[*id]
-                            .manifest_path
-                            .parent()
-                            .unwrap()
-                            .as_std_path(),
-                    )
+                    source_bytes(metadata[*id].manifest_path.parent().unwrap().as_std_path())
                 })
             })
             .sum();
@@ -115,6 +115,30 @@ pub fn assess(project: &Project, doc: &toml_edit::DocumentMut, min_bytes: u64) -
     }
     out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.key.cmp(&b.key)));
     out
+}
+
+/// The host's triple and the package graph as it links for the host: `cargo metadata
+/// --filter-platform <triple>`, features as [`Project::load`] resolves them. `None` (measure the
+/// whole graph, as before) when rustc or cargo cannot answer.
+fn host_graph(project: &Project) -> Option<(String, Metadata)> {
+    let host = match crate::toolchain::Toolchain::detect() {
+        Ok(toolchain) => toolchain.host,
+        Err(e) => {
+            tracing::debug!("no host triple ({e}); measuring every platform's dependencies");
+            return None;
+        }
+    };
+    let mut cmd = MetadataCommand::new();
+    cmd.manifest_path(project.root_manifest())
+        .features(CargoOpt::AllFeatures)
+        .other_options(vec!["--filter-platform".to_string(), host.clone()]);
+    match cmd.exec() {
+        Ok(metadata) => Some((host, metadata)),
+        Err(e) => {
+            tracing::debug!("cargo metadata --filter-platform {host} failed: {e}");
+            None
+        }
+    }
 }
 
 /// Prints the verdicts as a table.
@@ -149,7 +173,7 @@ pub fn print(choices: &[Choice], min_kib: u64) {
 fn linked_closure<'a>(
     start: &'a PackageId,
     nodes: &HashMap<&PackageId, &'a cargo_metadata::Node>,
-    project: &Project,
+    metadata: &Metadata,
 ) -> HashSet<&'a PackageId> {
     let mut seen = HashSet::new();
     let mut stack = vec![start];
@@ -163,10 +187,7 @@ fn linked_closure<'a>(
                 .dep_kinds
                 .iter()
                 .any(|k| k.kind == DependencyKind::Normal);
-            let proc_macro = project.metadata[&dep.pkg]
-                .targets
-                .iter()
-                .any(|t| t.is_proc_macro());
+            let proc_macro = metadata[&dep.pkg].targets.iter().any(|t| t.is_proc_macro());
             if linked && !proc_macro {
                 stack.push(&dep.pkg);
             }

@@ -208,6 +208,8 @@ impl Places {
 /// Runs `dylib-dev init`.
 pub fn command(args: &InitArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let light = Project::load(&args.package, false)?;
+    // Held through the `wrap` inside (the lock is re-entrant within one process).
+    let _lock = crate::lock::WorkspaceLock::acquire(light.workspace_root().as_std_path(), quiet)?;
     let places = Places::of(&light);
     let bin = host_bin(light.package())?;
     refuse_if_set_up(&light, &places)?;
@@ -289,9 +291,17 @@ fn init(
     let deps_before = Record::load(&places.layout.deps_dir)?.is_some();
     if !names.is_empty() {
         // Everything `wrap` would refuse, asked before anything is written.
-        wrap::plan(project, host.clone(), &names, lockfile_before.is_some())?;
+        let wrap_plan = wrap::plan(project, host.clone(), &names, lockfile_before.is_some())?;
+        fsutil::check_writable(wrap_plan.changed_files(), "init")?;
     }
     let (generated, touched) = plan(project, places, host, &names)?;
+    fsutil::check_writable(
+        touched
+            .iter()
+            .filter(|(_, before, after)| before != after)
+            .map(|(path, _, _)| path.as_path()),
+        "init",
+    )?;
 
     let mut record = InitRecord {
         format: FORMAT,
@@ -622,6 +632,7 @@ struct Undone {
 /// Runs `dylib-dev deinit`.
 pub fn deinit_command(args: &DeinitArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let project = Project::load(&args.package, false)?;
+    let _lock = crate::lock::WorkspaceLock::acquire(project.workspace_root().as_std_path(), quiet)?;
     let places = Places::of(&project);
     let Some(record) = InitRecord::load(&places.record)? else {
         return Err(InitError::NotInitialized {
@@ -630,6 +641,14 @@ pub fn deinit_command(args: &DeinitArgs, quiet: bool) -> anyhow::Result<ExitCode
         }
         .into());
     };
+    // Every file this run restores must be writable, checked before the first write.
+    let mut to_write = crate::record::needing_restore(&places.root, &record.touched);
+    if record.wrapped
+        && let Some(deps) = Record::load(&places.layout.deps_dir)?
+    {
+        to_write.extend(crate::record::needing_restore(&places.root, &deps.touched));
+    }
+    fsutil::check_writable(to_write.iter().map(PathBuf::as_path), "deinit")?;
     let lock_untouched =
         dylib_dev_runtime::hash_file(&places.lockfile).ok() == record.lockfile_after;
     match Record::load(&places.layout.deps_dir)? {
@@ -646,16 +665,16 @@ pub fn deinit_command(args: &DeinitArgs, quiet: bool) -> anyhow::Result<ExitCode
         None => {}
     }
     let undone = undo(&places, &record)?;
+    let mut kept_lock = false;
     if lock_untouched {
         restore_lockfile(&places, &record.lockfile_before);
     } else {
         // Dependencies changed since: let cargo drop what the restored manifests no longer need.
+        // The file stays even if `init` created it: it now holds the user's resolution too.
         if !crate::project::settle_lockfile(&places.root_manifest) {
             ui::warn("could not update Cargo.lock; the next cargo command will");
         }
-        if record.lockfile_before.is_none() {
-            let _ = std::fs::remove_file(&places.lockfile);
-        }
+        kept_lock = record.lockfile_before.is_none() && places.lockfile.exists();
     }
     if !quiet {
         let what = if undone.left.is_empty() {
@@ -679,6 +698,11 @@ pub fn deinit_command(args: &DeinitArgs, quiet: bool) -> anyhow::Result<ExitCode
             ui::warn(format!(
                 "`{file}` was edited or added after `init`: left it in place"
             ));
+        }
+        if kept_lock {
+            ui::note(
+                "kept `Cargo.lock`: `init` created it, but it changed since (`cargo add`, `cargo update`, ...); only dylib-dev's crates were taken out of it",
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -14,6 +14,7 @@ pub mod guard;
 pub mod heavy;
 pub mod host;
 pub mod init;
+pub mod lock;
 pub mod logging;
 pub mod manifest;
 pub mod new;

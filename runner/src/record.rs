@@ -22,8 +22,13 @@ pub struct Record {
     pub deps_crate: String,
     /// Dependencies wrapped so far, by their key in `[dependencies]`.
     pub wrapped: Vec<String>,
-    /// Whether `Cargo.lock` existed before the first `wrap` (it did not: `unwrap` removes it).
+    /// Whether `Cargo.lock` existed before the first `wrap`.
     pub lockfile_existed: bool,
+    /// When `wrap` created `Cargo.lock`: the `blake3:<hex>` of the bytes the last `wrap` left in
+    /// it, as long as nothing else changed it since. `unwrap` removes the lock file only if it
+    /// still holds exactly those bytes; any other lock file is the user's and stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockfile_ours: Option<String>,
     /// Files `wrap` generated, relative to the workspace root.
     pub generated: Vec<PathBuf>,
     /// User files `wrap` modified.
@@ -68,6 +73,7 @@ impl Record {
             deps_crate: deps_crate.to_string(),
             wrapped: Vec::new(),
             lockfile_existed,
+            lockfile_ours: None,
             generated: Vec::new(),
             touched: Vec::new(),
         }
@@ -126,4 +132,15 @@ impl Record {
             }),
         }
     }
+}
+
+/// The files of `touched` (relative to `root`) that a restore must write: those that exist and no
+/// longer hold their original bytes.
+pub fn needing_restore(root: &Path, touched: &[TouchedFile]) -> Vec<PathBuf> {
+    touched
+        .iter()
+        .map(|t| (root.join(&t.path), t))
+        .filter(|(path, t)| std::fs::read_to_string(path).is_ok_and(|now| now != t.original))
+        .map(|(path, _)| path)
+        .collect()
 }

@@ -19,10 +19,19 @@ pub fn has_force_link(src: &str, deps_lib: &str) -> bool {
     src.lines().any(|l| l.contains(&needle))
 }
 
+/// The UTF-8 byte order mark some Windows editors put first in a file.
+const BOM: char = '\u{feff}';
+
 /// Adds the force-link line; `None` when it is already there.
+///
+/// A leading byte order mark stays first: rustc skips a BOM only at the very start of a file, so
+/// a line in front of it would make the BOM an unknown token and break every build.
 pub fn insert(src: &str, deps_lib: &str, feature: &str) -> Option<String> {
     if has_force_link(src, deps_lib) {
         return None;
+    }
+    if let Some(rest) = src.strip_prefix(BOM) {
+        return insert(rest, deps_lib, feature).map(|out| format!("{BOM}{out}"));
     }
     let line = force_link_line(deps_lib, feature);
     let pos = after_inner_attributes(src);
@@ -52,6 +61,10 @@ pub fn insert(src: &str, deps_lib: &str, feature: &str) -> Option<String> {
 /// Used only when the user edited the file after `wrap`; an untouched file is restored from the
 /// record byte for byte instead.
 pub fn remove(src: &str, deps_lib: &str) -> Option<String> {
+    // Our line may be the first after a BOM: take it out of the text behind the BOM, keep the BOM.
+    if let Some(rest) = src.strip_prefix(BOM) {
+        return remove(rest, deps_lib).map(|out| format!("{BOM}{out}"));
+    }
     let needle = format!("use {deps_lib} as _;");
     let lines: Vec<&str> = src.split_inclusive('\n').collect();
     let idx = lines.iter().position(|l| l.contains(&needle))?;
@@ -224,6 +237,26 @@ mod tests {
         roundtrip("fn main() {}");
         let out = insert("#![allow(unused)]", "app_deps", "dynamic").unwrap();
         assert!(out.starts_with("#![allow(unused)]\n\n#[cfg("), "{out}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_stays_first() {
+        for src in [
+            "\u{feff}fn main() {}\n",
+            "\u{feff}//! Docs.\n#![allow(unused)]\nfn main() {}\n",
+            "\u{feff}",
+        ] {
+            let out = roundtrip(src);
+            assert!(out.starts_with('\u{feff}'), "{out:?}");
+            assert_eq!(out.matches('\u{feff}').count(), 1, "{out:?}");
+        }
+        // Surgical removal (the file was edited after `wrap`) keeps the BOM too.
+        let edited =
+            insert("\u{feff}fn main() {}\n", "app_deps", "dynamic").unwrap() + "fn more() {}\n";
+        assert_eq!(
+            remove(&edited, "app_deps").unwrap(),
+            "\u{feff}fn main() {}\nfn more() {}\n"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::record::{RECORD_FILE, Record, TouchedFile};
 use crate::wrap::{FEATURE, Layout};
 use crate::{fsutil, source_edit, ui};
 use anyhow::Context;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use toml_edit::{DocumentMut, Item};
 
@@ -26,6 +26,7 @@ pub struct NotWrapped {
 /// Runs `dylib-dev unwrap`.
 pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let project = Project::load(&args.package, false)?;
+    let _lock = crate::lock::WorkspaceLock::acquire(project.workspace_root().as_std_path(), quiet)?;
     let layout = Layout::of(&project);
     let Some(record) = Record::load(&layout.deps_dir)? else {
         // What an interrupted `wrap` or `unwrap` can leave: staging directories, empty
@@ -34,7 +35,7 @@ pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         let _ = std::fs::remove_dir(layout.deps_dir.join("src"));
         let _ = std::fs::remove_dir(&layout.deps_dir);
         if !layout.deps_dir.exists() {
-            restore_lockfile(&layout, true);
+            restore_lockfile(&layout, None);
         }
         return Err(NotWrapped {
             package: layout.package.clone(),
@@ -45,13 +46,15 @@ pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         }
         .into());
     };
+    let to_write = crate::record::needing_restore(&layout.workspace_root, &record.touched);
+    fsutil::check_writable(to_write.iter().map(PathBuf::as_path), "unwrap")?;
     // The record goes last (with the generated files): a run interrupted before can be repeated.
     let mut restored = Vec::new();
     let mut kept = Vec::new();
     for touched in &record.touched {
         let path = layout.workspace_root.join(&touched.path);
-        if let Some(dir) = path.parent() {
-            fsutil::remove_stale_temps(dir);
+        if let Some(dir) = fsutil::temp_dir_of(&path) {
+            fsutil::remove_stale_temps(&dir);
         }
         match restore(&path, touched, &layout)? {
             Outcome::Unchanged => {}
@@ -65,7 +68,7 @@ pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     fsutil::remove_stale_temps(&layout.workspace_root);
     let leftovers = remove_generated(&layout, &record)?;
     fsutil::crash_point("removed");
-    restore_lockfile(&layout, record.lockfile_existed);
+    let kept_lock = restore_lockfile(&layout, Some(&record));
     if !quiet {
         ui::status(
             "Unwrapped",
@@ -81,6 +84,12 @@ pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         for file in &kept {
             ui::warn(format!(
                 "`{file}` was edited after `wrap`: kept your edits and removed only dylib-dev's lines"
+            ));
+        }
+        if kept_lock {
+            ui::note(format!(
+                "kept `Cargo.lock`: `wrap` created it, but it changed since (`cargo add`, `cargo update`, ...); only `{}` was taken out of it",
+                layout.deps_crate
             ));
         }
         for file in &leftovers {
@@ -219,26 +228,36 @@ fn remove_generated(layout: &Layout, record: &Record) -> anyhow::Result<Vec<Stri
     Ok(left)
 }
 
-/// Brings `Cargo.lock` back to what the unwrapped project resolves to.
+/// Brings `Cargo.lock` back to what the unwrapped project resolves to; `true` when it kept a
+/// lock file that `wrap` created (because it changed since).
 ///
 /// cargo added the generated crate to the lock file; a resolve of the restored manifests drops
 /// it again and keeps every other locked version, so the file matches its state before `wrap`.
-fn restore_lockfile(layout: &Layout, lockfile_existed: bool) {
+/// A lock file `wrap` created goes only while it holds exactly the bytes `wrap` left in it
+/// ([`Record::lockfile_ours`]): once cargo or the user changed it, it records their resolution
+/// (a dependency added, a version pinned) and deleting it would lose that.
+fn restore_lockfile(layout: &Layout, record: Option<&Record>) -> bool {
     let lock = layout.workspace_root.join("Cargo.lock");
     let Ok(text) = std::fs::read_to_string(&lock) else {
-        return;
+        return false;
     };
-    if !lockfile_existed {
-        if let Err(e) = std::fs::remove_file(&lock) {
-            ui::warn(format!(
-                "could not remove `{}` (it did not exist before `wrap`): {e}",
-                lock.display()
-            ));
+    let mut kept = false;
+    if let Some(record) = record.filter(|r| !r.lockfile_existed) {
+        let ours = record.lockfile_ours.is_some()
+            && dylib_dev_runtime::hash_file(&lock).ok() == record.lockfile_ours;
+        if ours {
+            if let Err(e) = std::fs::remove_file(&lock) {
+                ui::warn(format!(
+                    "could not remove `{}` (it did not exist before `wrap`): {e}",
+                    lock.display()
+                ));
+            }
+            return false;
         }
-        return;
+        kept = true;
     }
     if !text.contains(&format!("name = \"{}\"", layout.deps_crate)) {
-        return;
+        return kept;
     }
     if !crate::project::settle_lockfile(&layout.workspace_root.join("Cargo.toml")) {
         ui::warn(format!(
@@ -247,4 +266,5 @@ fn restore_lockfile(layout: &Layout, lockfile_existed: bool) {
             layout.deps_crate
         ));
     }
+    kept
 }

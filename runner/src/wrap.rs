@@ -217,6 +217,15 @@ impl Plan {
             .all(|w| w.before.as_deref() == Some(w.after.as_str()))
     }
 
+    /// The existing files this plan changes.
+    pub fn changed_files(&self) -> impl Iterator<Item = &Path> {
+        self.generated
+            .iter()
+            .chain(&self.touched)
+            .filter(|w| w.before.is_some() && w.before.as_deref() != Some(w.after.as_str()))
+            .map(|w| w.path.as_path())
+    }
+
     /// Writes everything: the record first (a journal), then the generated crate, then user files.
     ///
     /// A first wrap builds the whole generated crate, record included, in a staging directory
@@ -226,6 +235,7 @@ impl Plan {
     /// job. A write that fails (read-only or full disk) rolls back what this run wrote; if even
     /// that fails, the record still lets `unwrap` restore the project.
     pub fn apply(&self) -> anyhow::Result<()> {
+        fsutil::check_writable(self.changed_files(), "wrap")?;
         let deps_dir = &self.layout.deps_dir;
         let src_dir = deps_dir.join("src");
         for dir in [
@@ -237,7 +247,7 @@ impl Plan {
         .chain(
             self.touched
                 .iter()
-                .filter_map(|w| w.path.parent().map(Path::to_path_buf)),
+                .filter_map(|w| fsutil::temp_dir_of(&w.path)),
         ) {
             fsutil::remove_stale_temps(&dir);
         }
@@ -379,11 +389,17 @@ pub fn command(args: &WrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     // A light first load (no resolve, writes nothing) answers the questions that need no graph.
     let light = Project::load(&args.package, false)?;
+    // Everything from here on reads what another run may be writing: one run at a time.
+    let _lock = crate::lock::WorkspaceLock::acquire(light.workspace_root().as_std_path(), quiet)?;
     let lockfile = light
         .workspace_root()
         .join("Cargo.lock")
         .into_std_path_buf();
-    let lockfile_existed = lockfile.exists();
+    let lock_before = LockBefore {
+        existed: lockfile.exists(),
+        hash: dylib_dev_runtime::hash_file(&lockfile).ok(),
+    };
+    let lockfile_existed = lock_before.existed;
     let user = Manifest::read(light.package().manifest_path.as_std_path())?;
     for name in &args.crates {
         find_dependency(&user.doc, name, &light.package().name, &user.path)?;
@@ -391,20 +407,29 @@ pub fn command(args: &WrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     // Resolving the graph may create Cargo.lock; a refused wrap must leave nothing behind.
     let result = Project::load(&args.package, true)
         .map_err(anyhow::Error::from)
-        .and_then(|project| plan_and_apply(args, &project, user, lockfile_existed, quiet));
-    if result.is_err() && !lockfile_existed && lockfile.exists() {
+        .and_then(|project| plan_and_apply(args, &project, user, &lock_before, quiet));
+    // A dry run writes nothing either.
+    if (result.is_err() || args.dry_run) && !lockfile_existed && lockfile.exists() {
         let _ = std::fs::remove_file(&lockfile);
     }
     result
+}
+
+/// `Cargo.lock` as this run found it, before anything (cargo included) could change it.
+struct LockBefore {
+    existed: bool,
+    /// Its `blake3:<hex>`, if it could be read.
+    hash: Option<String>,
 }
 
 fn plan_and_apply(
     args: &WrapArgs,
     project: &Project,
     user: Manifest,
-    lockfile_existed: bool,
+    lock_before: &LockBefore,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
+    let lockfile_existed = lock_before.existed;
     let mut names = args.crates.clone();
     if args.auto {
         let choices = heavy::assess(project, &user.doc, args.min_source_kib * 1024);
@@ -425,12 +450,12 @@ fn plan_and_apply(
     if plan.is_noop() {
         // A run interrupted before it settled the lock file leaves that for this one.
         let lock = plan.layout.workspace_root.join("Cargo.lock");
-        if lockfile_existed
-            && std::fs::read_to_string(&lock)
-                .is_ok_and(|t| !t.contains(&format!("name = \"{}\"", plan.layout.deps_crate)))
+        if std::fs::read_to_string(&lock)
+            .is_ok_and(|t| !t.contains(&format!("name = \"{}\"", plan.layout.deps_crate)))
         {
             crate::project::settle_lockfile(&plan.layout.workspace_root.join("Cargo.toml"));
         }
+        note_lockfile_owner(&plan.layout, lock_before)?;
         if !quiet {
             ui::status(
                 "Unchanged",
@@ -471,12 +496,12 @@ fn plan_and_apply(
     plan.apply()?;
     fsutil::crash_point("applied");
     // cargo would add the new crate to Cargo.lock on its next run; do it now, so that a second
-    // `wrap` finds nothing to change and `unwrap` knows exactly what to take back out.
-    if lockfile_existed
-        && !crate::project::settle_lockfile(&plan.layout.workspace_root.join("Cargo.toml"))
-    {
+    // `wrap` finds nothing to change and `unwrap` knows exactly what to take back out (and, for a
+    // lock file this wrap created, exactly which bytes are ours).
+    if !crate::project::settle_lockfile(&plan.layout.workspace_root.join("Cargo.toml")) {
         ui::warn("could not update Cargo.lock; the next cargo command will");
     }
+    note_lockfile_owner(&plan.layout, lock_before)?;
     if !quiet {
         ui::status(
             "Wrapped",
@@ -496,6 +521,32 @@ fn plan_and_apply(
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records whether `Cargo.lock` is still the one `wrap` created (see [`Record::lockfile_ours`]).
+///
+/// A project without a lock file before the first `wrap` gets one from cargo's resolve. While
+/// it holds exactly what the last `wrap` left, it is ours and `unwrap` may remove it; once anything
+/// else changed it (`cargo add`, `cargo update`, an edit), it is the user's from then on.
+fn note_lockfile_owner(layout: &Layout, before: &LockBefore) -> anyhow::Result<()> {
+    let Some(mut record) = Record::load(&layout.deps_dir)? else {
+        return Ok(());
+    };
+    if record.lockfile_existed {
+        return Ok(());
+    }
+    let still_ours = !before.existed
+        || (before.hash.is_some() && before.hash.as_deref() == record.lockfile_ours.as_deref());
+    let now = if still_ours {
+        dylib_dev_runtime::hash_file(&layout.workspace_root.join("Cargo.lock")).ok()
+    } else {
+        None
+    };
+    if record.lockfile_ours != now {
+        record.lockfile_ours = now;
+        record.save(&layout.deps_dir)?;
+    }
+    Ok(())
 }
 
 /// Computes every write of a `wrap` of `names` (added to what is wrapped already); writes nothing.
