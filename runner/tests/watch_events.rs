@@ -5,6 +5,7 @@ mod common;
 
 use common::Fixture;
 use common::watch::{CHANGE, START, Watch, pid_and_counter, serial};
+use std::time::Duration;
 
 /// The fixture's logic line, with the text of `extra::tag()` (a module wired in by the test).
 const WIRED_LINE: &str =
@@ -94,4 +95,100 @@ fn a_module_directory_moved_in_while_watching_swaps_on_every_save() {
     let file = "logic/src/extra/mod.rs";
     edit_and_expect_swap(&fx, &watch, file, "moved=m1", "moved=m2", pid);
     edit_and_expect_swap(&fx, &watch, file, "moved=m2", "moved=m3", pid);
+}
+
+/// `dylib-dev watch <args>` on `fx` with its own (empty) target dir; fails the test if it does
+/// not exit within a minute. Returns (success, stderr, whether anything was built).
+fn watch_refused(fx: &Fixture, args: &[&str]) -> (bool, String, bool) {
+    let target = fx.join("own-target");
+    let out = fx
+        .dylib_dev()
+        .arg("watch")
+        .args(args)
+        .env("CARGO_TARGET_DIR", &target)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let built = target.join("dylib-dev").exists();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        built,
+    )
+}
+
+/// Puts `lines` into the `[workspace.metadata.dylib-dev]` table of the fixture's root manifest.
+fn workspace_settings(fx: &Fixture, lines: &str) {
+    fx.replace(
+        "Cargo.toml",
+        "[workspace.metadata.dylib-dev.bench]",
+        &format!("[workspace.metadata.dylib-dev]\n{lines}\n\n[workspace.metadata.dylib-dev.bench]"),
+    );
+}
+
+fn assert_refused(stderr: &str, built: bool, ok: bool, wanted: &[&str]) {
+    assert!(!ok, "watch must fail:\n{stderr}");
+    assert!(!built, "nothing may be built:\n{stderr}");
+    for w in wanted {
+        assert!(stderr.contains(w), "the error names {w:?}:\n{stderr}");
+    }
+}
+
+#[test]
+fn a_hang_timeout_of_zero_is_refused_before_anything_is_built() {
+    let fx = Fixture::copy("hot");
+    workspace_settings(&fx, "hang-timeout-ms = 0");
+    let (ok, stderr, built) = watch_refused(&fx, &[]);
+    let manifest = fx.join("Cargo.toml");
+    assert_refused(
+        &stderr,
+        built,
+        ok,
+        &[
+            "`hang-timeout-ms = 0`",
+            "[workspace.metadata.dylib-dev]",
+            &manifest.display().to_string(),
+            "every swap would time out",
+            "use 100 to 3600000 ms",
+        ],
+    );
+}
+
+#[test]
+fn timings_that_cannot_work_are_refused_naming_the_flag_or_package() {
+    let fx = Fixture::copy("hot");
+    let (ok, stderr, built) = watch_refused(&fx, &["--hang-timeout-ms", "5"]);
+    assert_refused(
+        &stderr,
+        built,
+        ok,
+        &["`--hang-timeout-ms 5` on the command line"],
+    );
+    let (ok, stderr, built) = watch_refused(&fx, &["--debounce-ms", "86400000"]);
+    assert_refused(
+        &stderr,
+        built,
+        ok,
+        &["`--debounce-ms 86400000`", "0 to 10000 ms"],
+    );
+
+    // The host package's own table wins over the workspace's, and is named.
+    workspace_settings(&fx, "stop-timeout-ms = 2000");
+    let manifest = fx.read("host/Cargo.toml");
+    fx.write(
+        "host/Cargo.toml",
+        &format!("{manifest}\n[package.metadata.dylib-dev]\nstop-timeout-ms = 0\n"),
+    );
+    let (ok, stderr, built) = watch_refused(&fx, &[]);
+    let host_manifest = fx.join("host/Cargo.toml");
+    assert_refused(
+        &stderr,
+        built,
+        ok,
+        &[
+            "`stop-timeout-ms = 0` in `[package.metadata.dylib-dev]`",
+            &host_manifest.display().to_string(),
+            "hand-off state",
+        ],
+    );
 }

@@ -7,7 +7,6 @@ pub mod session;
 
 use crate::cli::WatchArgs;
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// Runs `dylib-dev watch`.
 pub fn command(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
@@ -15,11 +14,12 @@ pub fn command(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let host_override = package_args.package.take();
     let (_, metadata) = crate::project::load_metadata(&package_args, false)?;
     let mut model = model::WatchModel::from_metadata(&metadata, host_override.as_deref())?;
+    // Checked before anything is built: a value that cannot work is refused, not run with.
     if let Some(ms) = args.debounce_ms {
-        model.debounce = Duration::from_millis(ms);
+        model.debounce = model::DEBOUNCE_LIMIT.check_flag(ms)?;
     }
     if let Some(ms) = args.hang_timeout_ms {
-        model.hang_timeout = Duration::from_millis(ms);
+        model.hang_timeout = model::HANG_LIMIT.check_flag(ms)?;
     }
     let host_package = model.host_package(&metadata).clone();
     let session = session::Session {
