@@ -666,6 +666,16 @@ pub fn count_text(diagnostics: &[BuildDiagnostic]) -> String {
     parts.join(", ")
 }
 
+/// Whether a diagnostic is rustc's closing summary (`aborting due to 1 previous error; 1 warning
+/// emitted`, `2 warnings emitted`), which restates the counts: counted, it turns one error into
+/// two. cargo leaves it out of its JSON messages; rustc run directly (the fast path) sends it.
+pub fn is_rustc_summary(message: &str, has_spans: bool) -> bool {
+    !has_spans
+        && (message.starts_with("aborting due to")
+            || message.ends_with(" warning emitted")
+            || message.ends_with(" warnings emitted"))
+}
+
 /// What the JSON stream said.
 #[derive(Debug, Default)]
 struct Collected {
@@ -681,6 +691,9 @@ fn collect(messages: impl Iterator<Item = std::io::Result<Message>>) -> std::io:
         match message? {
             Message::CompilerArtifact(artifact) => out.artifacts.push(artifact),
             Message::CompilerMessage(msg) => {
+                if is_rustc_summary(&msg.message.message, !msg.message.spans.is_empty()) {
+                    continue;
+                }
                 let Some(rendered) = msg.message.rendered else {
                     continue;
                 };

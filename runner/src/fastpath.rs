@@ -283,14 +283,42 @@ pub fn rebuild(invocation: &Invocation) -> std::io::Result<FastOutcome> {
         .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
     let stderr = child.stderr.take().expect("piped");
-    let mut diagnostics = Vec::new();
-    let mut artifact = None;
-    let mut other_output = String::new();
-    for line in std::io::BufReader::new(stderr).lines() {
+    let crate_name = invocation.crate_name().unwrap_or("");
+    let Messages {
+        mut diagnostics,
+        artifact,
+        other_output,
+    } = read_messages(std::io::BufReader::new(stderr), crate_name)?;
+    let status = child.wait()?;
+    diagnostics.sort_by_key(|d| d.severity);
+    Ok(FastOutcome {
+        success: status.success() && artifact.is_some(),
+        artifact,
+        diagnostics,
+        other_output,
+        duration: started.elapsed(),
+        link: link_file.and_then(|f| crate::tuning::read_link_time(&f)),
+    })
+}
+
+/// What rustc wrote to stderr, sorted out.
+#[derive(Debug, Default)]
+struct Messages {
+    diagnostics: Vec<BuildDiagnostic>,
+    artifact: Option<PathBuf>,
+    other_output: String,
+}
+
+/// Reads rustc's JSON messages (`--error-format=json`) for crate `crate_name`: diagnostics in the
+/// order sent (without rustc's closing summary, which cargo drops too), the library it linked,
+/// and any line that is not JSON.
+fn read_messages(reader: impl BufRead, crate_name: &str) -> std::io::Result<Messages> {
+    let mut out = Messages::default();
+    for line in reader.lines() {
         let line = line?;
         let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
-            other_output.push_str(&line);
-            other_output.push('\n');
+            out.other_output.push_str(&line);
+            out.other_output.push('\n');
             continue;
         };
         match value.get("$message_type").and_then(|t| t.as_str()) {
@@ -305,41 +333,36 @@ pub fn rebuild(invocation: &Invocation) -> std::io::Result<FastOutcome> {
                     p.extension()
                         .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
                 };
-                if artifact.as_ref().is_none_or(|a| !dynamic(a)) {
-                    artifact = path;
+                if out.artifact.as_ref().is_none_or(|a| !dynamic(a)) {
+                    out.artifact = path;
                 }
             }
             Some("diagnostic") => {
-                if let Ok(d) = serde_json::from_value::<Diagnostic>(value) {
-                    let severity = match d.level {
-                        DiagnosticLevel::Error | DiagnosticLevel::Ice => Severity::Error,
-                        DiagnosticLevel::Warning => Severity::Warning,
-                        _ => Severity::Note,
-                    };
-                    diagnostics.push(BuildDiagnostic {
-                        severity,
-                        package_id: cargo_metadata::PackageId {
-                            repr: invocation.crate_name().unwrap_or("").to_string(),
-                        },
-                        target: invocation.crate_name().unwrap_or("").to_string(),
-                        message: d.message.clone(),
-                        rendered: d.rendered.unwrap_or(d.message),
-                    });
+                let Ok(d) = serde_json::from_value::<Diagnostic>(value) else {
+                    continue;
+                };
+                if crate::cargo::is_rustc_summary(&d.message, !d.spans.is_empty()) {
+                    continue;
                 }
+                let severity = match d.level {
+                    DiagnosticLevel::Error | DiagnosticLevel::Ice => Severity::Error,
+                    DiagnosticLevel::Warning => Severity::Warning,
+                    _ => Severity::Note,
+                };
+                out.diagnostics.push(BuildDiagnostic {
+                    severity,
+                    package_id: cargo_metadata::PackageId {
+                        repr: crate_name.to_string(),
+                    },
+                    target: crate_name.to_string(),
+                    message: d.message.clone(),
+                    rendered: d.rendered.unwrap_or(d.message),
+                });
             }
             _ => {}
         }
     }
-    let status = child.wait()?;
-    diagnostics.sort_by_key(|d| d.severity);
-    Ok(FastOutcome {
-        success: status.success() && artifact.is_some(),
-        artifact,
-        diagnostics,
-        other_output,
-        duration: started.elapsed(),
-        link: link_file.and_then(|f| crate::tuning::read_link_time(&f)),
-    })
+    Ok(out)
 }
 
 /// Puts `built` (in `deps/`) at `dest` (the profile dir) the way cargo does: a hard link, put in
@@ -394,5 +417,24 @@ mod tests {
             inv(&["-C", "extra-filename=-abc"]).dep_info_path(),
             Some(PathBuf::from("/t/debug/deps/logic-abc.d"))
         );
+    }
+
+    /// rustc's stderr (`--error-format=json --json=diagnostic-rendered-ansi,artifacts`, as cargo
+    /// asks for it) building a cdylib with one syntax error.
+    const SYNTAX_ERROR: &str = include_str!("../tests/data/rustc-syntax-error.jsonl");
+    /// The same crate without the error: one unused variable, and the library.
+    const WARNING: &str = include_str!("../tests/data/rustc-warning.jsonl");
+
+    #[test]
+    fn rustc_closing_summary_is_not_counted() {
+        let failed = read_messages(SYNTAX_ERROR.as_bytes(), "logic").unwrap();
+        assert_eq!(crate::cargo::count_text(&failed.diagnostics), "1 error");
+        assert_eq!(
+            failed.diagnostics[0].message,
+            "expected expression, found `;`"
+        );
+        let built = read_messages(WARNING.as_bytes(), "logic").unwrap();
+        assert_eq!(crate::cargo::count_text(&built.diagnostics), "1 warning");
+        assert_eq!(built.artifact, Some(PathBuf::from("out/liblogic.so")));
     }
 }
