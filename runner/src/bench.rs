@@ -288,7 +288,9 @@ fn start_watch(root: &Path, args: &BenchArgs) -> anyhow::Result<Child> {
         cmd.arg("--plain-rustc");
     }
     cmd.arg("--").args(&args.args);
-    cmd.env("NO_COLOR", "1")
+    // Its lines are parsed: no colours, whatever `CARGO_TERM_COLOR` says.
+    cmd.arg("--color=never")
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

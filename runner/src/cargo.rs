@@ -163,7 +163,7 @@ impl CargoBuild {
         self
     }
 
-    /// Whether rendered diagnostics carry ANSI colours (default: stderr is a terminal, no NO_COLOR).
+    /// Whether rendered diagnostics carry ANSI colours (default: [`crate::ui::color`]).
     pub fn color(mut self, color: bool) -> Self {
         self.color = color;
         self
@@ -196,16 +196,13 @@ impl CargoBuild {
             "--message-format=json"
         };
         cmd.arg(format);
-        match (self.color, self.stderr) {
-            (false, _) => {
-                cmd.arg("--color=never");
-            }
-            // A pipe is not a terminal, so cargo would drop colours the user asked for.
-            (true, CargoStderr::Capture) => {
-                cmd.arg("--color=always");
-            }
-            (true, CargoStderr::Inherit) => {}
-        }
+        // Always explicit: captured, cargo's stderr is a pipe and it would drop colours the user
+        // asked for; inherited, our choice (`--color`, `CARGO_TERM_COLOR`) is already made.
+        cmd.arg(if self.color {
+            "--color=always"
+        } else {
+            "--color=never"
+        });
         if let Some(path) = &self.manifest_path {
             cmd.arg("--manifest-path").arg(path);
         }
@@ -295,10 +292,9 @@ impl CargoBuild {
     }
 }
 
-/// Whether diagnostics should be coloured: we print them to stderr, so it depends on stderr.
+/// Whether diagnostics should be coloured: we print them to stderr, as our own lines.
 fn color_by_default() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    crate::ui::color()
 }
 
 /// The user's rustflags (as cargo would read them from the environment) followed by `extra`,

@@ -22,6 +22,18 @@ pub struct GlobalArgs {
     /// Only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Coloring of our lines and the compiler's diagnostics, as with cargo: auto (a terminal
+    /// without `NO_COLOR`), always, never.
+    #[arg(
+        long,
+        value_name = "WHEN",
+        global = true,
+        value_enum,
+        env = "CARGO_TERM_COLOR",
+        default_value = "auto",
+        hide_env_values = true
+    )]
+    pub color: crate::ui::ColorChoice,
 }
 
 /// Which package of which workspace, named as cargo names it.

@@ -274,7 +274,7 @@ pub fn rebuild(invocation: &Invocation) -> std::io::Result<FastOutcome> {
     }
     let started = Instant::now();
     let mut cmd = Command::new(&invocation.program);
-    cmd.args(&invocation.args)
+    cmd.args(with_rendering(&invocation.args, crate::ui::color()))
         .current_dir(&invocation.cwd)
         .env_clear()
         .envs(invocation.env.iter().map(|(k, v)| (k, v)))
@@ -299,6 +299,46 @@ pub fn rebuild(invocation: &Invocation) -> std::io::Result<FastOutcome> {
         duration: started.elapsed(),
         link: link_file.and_then(|f| crate::tuning::read_link_time(&f)),
     })
+}
+
+/// rustc's `args` asking for rendered diagnostics with ANSI colours exactly when `color`.
+///
+/// cargo always passes `--json=diagnostic-rendered-ansi` (whatever its own `--color`) and strips
+/// the colours itself when they are not wanted; run directly, rustc renders what we show.
+fn with_rendering(args: &[String], color: bool) -> Vec<String> {
+    const ANSI: &str = "diagnostic-rendered-ansi";
+    let adjust = |value: &str| {
+        let mut kinds: Vec<&str> = value.split(',').filter(|k| *k != ANSI).collect();
+        if color {
+            kinds.push(ANSI);
+        }
+        kinds.join(",")
+    };
+    let mut out = Vec::with_capacity(args.len() + 1);
+    let mut seen = false;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if let Some(value) = arg.strip_prefix("--json=") {
+            seen = true;
+            let value = adjust(value);
+            if !value.is_empty() {
+                out.push(format!("--json={value}"));
+            }
+        } else if arg == "--json" {
+            seen = true;
+            let value = adjust(iter.next().map(String::as_str).unwrap_or(""));
+            if !value.is_empty() {
+                out.push(arg.clone());
+                out.push(value);
+            }
+        } else {
+            out.push(arg.clone());
+        }
+    }
+    if color && !seen {
+        out.push(format!("--json={ANSI}"));
+    }
+    out
 }
 
 /// What rustc wrote to stderr, sorted out.
@@ -436,5 +476,43 @@ mod tests {
         let built = read_messages(WARNING.as_bytes(), "logic").unwrap();
         assert_eq!(crate::cargo::count_text(&built.diagnostics), "1 warning");
         assert_eq!(built.artifact, Some(PathBuf::from("out/liblogic.so")));
+    }
+
+    #[test]
+    fn rendering_asks_rustc_for_colours_only_when_shown() {
+        let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cargo_made = args(&[
+            "--error-format=json",
+            "--json=diagnostic-rendered-ansi,artifacts,future-incompat",
+            "src/lib.rs",
+        ]);
+        assert_eq!(
+            with_rendering(&cargo_made, false),
+            args(&[
+                "--error-format=json",
+                "--json=artifacts,future-incompat",
+                "src/lib.rs"
+            ])
+        );
+        assert_eq!(
+            with_rendering(&cargo_made, true),
+            args(&[
+                "--error-format=json",
+                "--json=artifacts,future-incompat,diagnostic-rendered-ansi",
+                "src/lib.rs"
+            ])
+        );
+        // The separate form, and a list that ends up empty.
+        assert_eq!(
+            with_rendering(
+                &args(&["--json", "diagnostic-rendered-ansi", "x.rs"]),
+                false
+            ),
+            args(&["x.rs"])
+        );
+        assert_eq!(
+            with_rendering(&args(&["--error-format=json"]), true),
+            args(&["--error-format=json", "--json=diagnostic-rendered-ansi"])
+        );
     }
 }

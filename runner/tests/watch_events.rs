@@ -192,3 +192,151 @@ fn timings_that_cannot_work_are_refused_naming_the_flag_or_package() {
         ],
     );
 }
+
+/// Saves `file` with `good` replaced by `bad` (one syntax error), waits for the failed build,
+/// then restores it and waits for the fix to be running. Returns what the watcher printed from
+/// the save to the `build failed` line.
+fn break_and_fix(fx: &Fixture, watch: &Watch, file: &str, good: &str, bad: &str) -> String {
+    let err_at = watch.err_len();
+    fx.replace(file, good, bad);
+    let (failed_at, _) = watch.wait_err(err_at, CHANGE, |l| l.contains("build failed"));
+    let shown = watch.err_since(err_at)[..=failed_at - err_at].join("\n");
+    fx.replace(file, bad, good);
+    watch.wait_err(failed_at, CHANGE, |l| {
+        l.contains("Swapped") || l.contains("Restarted")
+    });
+    shown
+}
+
+/// One syntax error in the logic crate (rebuilt by rustc directly) and one in the host (rebuilt
+/// by cargo), each fixed again: what the watcher showed for each.
+fn syntax_errors_both_ways(fx: &Fixture, watch: &Watch) -> (String, String) {
+    watch.wait_out(0, START, |l| l.contains("logic=v1"));
+    let fast = break_and_fix(
+        fx,
+        watch,
+        "logic/src/lib.rs",
+        "let words =",
+        "let words = ;",
+    );
+    let cargo = break_and_fix(
+        fx,
+        watch,
+        "host/src/main.rs",
+        "let pid = std::process::id();",
+        "let pid = std::process::id() +;",
+    );
+    (fast, cargo)
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn diagnostics_into_a_pipe_are_plain_and_one_syntax_error_counts_once() {
+    let _serial = serial();
+    let fx = Fixture::copy("hot");
+    let watch = Watch::start_colored(fx.path(), &[], &[]);
+    let (fast, cargo) = syntax_errors_both_ways(&fx, &watch);
+    assert!(
+        fast.contains("build started (rustc directly)"),
+        "the logic edit took the fast path:\n{fast}"
+    );
+    assert!(
+        !cargo.contains("rustc directly"),
+        "the host edit went through cargo:\n{cargo}"
+    );
+    for shown in [&fast, &cargo] {
+        assert!(
+            shown.contains("expected expression, found `;`"),
+            "rustc's error is shown:\n{shown}"
+        );
+        assert!(
+            shown.contains("build failed (1 error)"),
+            "one syntax error, counted once:\n{shown}"
+        );
+    }
+    let all = watch.err_since(0).join("\n");
+    assert!(
+        !all.contains("\x1b["),
+        "no colour into a pipe:\n{}",
+        all.replace('\x1b', "<ESC>")
+    );
+}
+
+#[test]
+fn color_always_colours_diagnostics_into_a_pipe() {
+    let _serial = serial();
+    let fx = Fixture::copy("hot");
+    // The flag wins over the variable, as with cargo.
+    let watch = Watch::start_colored(
+        fx.path(),
+        &["--color", "always"],
+        &[("CARGO_TERM_COLOR", "never")],
+    );
+    let (fast, cargo) = syntax_errors_both_ways(&fx, &watch);
+    for shown in [&fast, &cargo] {
+        let rustc_line = shown
+            .lines()
+            .find(|l| l.contains("expected expression"))
+            .unwrap_or_else(|| panic!("rustc's error is shown:\n{shown}"));
+        assert!(
+            rustc_line.contains("\x1b["),
+            "rustc's diagnostic is coloured: {rustc_line:?}"
+        );
+        let ours = shown.lines().last().unwrap();
+        assert!(
+            ours.contains("\x1b[1;31merror:\x1b[0m"),
+            "our error line is coloured: {ours:?}"
+        );
+        assert!(
+            plain(shown).contains("build failed (1 error)"),
+            "one syntax error, counted once:\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn our_lines_follow_cargo_term_color_unless_the_flag_says_otherwise() {
+    // A refused setting: the error line, with nothing built.
+    let fx = Fixture::copy("hot");
+    workspace_settings(&fx, "hang-timeout-ms = 0");
+    let run = |args: &[&str]| {
+        let out = fx
+            .dylib_dev()
+            .args(args)
+            .arg("watch")
+            .env("CARGO_TERM_COLOR", "always")
+            .env("CARGO_TARGET_DIR", fx.join("own-target"))
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let colored = run(&[]);
+    assert!(
+        colored.starts_with("\x1b[1;31merror:\x1b[0m `hang-timeout-ms = 0`"),
+        "CARGO_TERM_COLOR=always colours into a pipe: {colored:?}"
+    );
+    let plain = run(&["--color=never"]);
+    assert!(
+        plain.starts_with("error: `hang-timeout-ms = 0`"),
+        "--color=never wins over CARGO_TERM_COLOR: {plain:?}"
+    );
+}
