@@ -875,6 +875,10 @@ mod tests {
                 "--color=always"
             ]
         );
+        // Passed through to our stderr, cargo still colours as we decided (`--color always`
+        // into a pipe), not by its own look at the terminal.
+        let inherited = CargoBuild::new().color(true).command();
+        assert!(inherited.get_args().any(|a| a == "--color=always"));
     }
 
     #[test]
