@@ -286,8 +286,17 @@ mod tests {
     use std::sync::mpsc::{Receiver, channel};
     use std::time::Instant;
 
+    /// Held while a watcher opens its inotify instance: the overflow test lowers the kernel's
+    /// queue limit for exactly that moment, which no other test's watcher may share.
+    static OPENING: Mutex<()> = Mutex::new(());
+
     /// A watcher on `root` and what it reports.
     fn watch(root: &Path) -> (FsWatcher, Receiver<Change>) {
+        let _opening = OPENING.lock().unwrap_or_else(|e| e.into_inner());
+        open_watcher(root)
+    }
+
+    fn open_watcher(root: &Path) -> (FsWatcher, Receiver<Change>) {
         let (tx, rx) = channel();
         let filter = PathFilter::new(root, &[]);
         let watcher = FsWatcher::start(
@@ -392,5 +401,61 @@ mod tests {
             watcher.shared.handle(Err(vec![failed])),
             Some(Change::Rescan)
         );
+    }
+
+    /// Writes the original value of `/proc/sys/fs/inotify/max_queued_events` back on drop.
+    struct RestoreQueueLimit(String);
+
+    impl Drop for RestoreQueueLimit {
+        fn drop(&mut self) {
+            std::fs::write(QUEUE_LIMIT, &self.0).expect("restore max_queued_events");
+        }
+    }
+
+    const QUEUE_LIMIT: &str = "/proc/sys/fs/inotify/max_queued_events";
+
+    #[test]
+    fn a_real_queue_overflow_asks_for_a_rescan() {
+        // The kernel reads the limit once, when an inotify instance is opened: lowered only
+        // around the start of this one watcher (well under a millisecond), then restored.
+        let Ok(original) = std::fs::read_to_string(QUEUE_LIMIT) else {
+            eprintln!("skipped: no {QUEUE_LIMIT}");
+            return;
+        };
+        let original = original.trim().to_string();
+        if std::fs::write(QUEUE_LIMIT, &original).is_err() {
+            eprintln!(
+                "skipped: {QUEUE_LIMIT} is not writable (needs root); \
+                 `lost_events_renew_every_watch_and_ask_for_a_rescan` covers the handler"
+            );
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let (_watcher, rx) = {
+            let _opening = OPENING.lock().unwrap_or_else(|e| e.into_inner());
+            std::fs::write(QUEUE_LIMIT, "4").unwrap();
+            let _restore = RestoreQueueLimit(original.clone());
+            open_watcher(&root)
+        };
+        assert_eq!(
+            std::fs::read_to_string(QUEUE_LIMIT).unwrap().trim(),
+            original,
+            "limit restored"
+        );
+        // Far more events than a queue of four holds before the reader thread drains it.
+        for i in 0..300 {
+            std::fs::write(root.join(format!("f{}.rs", i % 50)), "x").unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = 0;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(Change::Rescan) => return,
+                Ok(_) => seen += 1,
+                Err(_) => break,
+            }
+        }
+        panic!("no rescan after the queue overflowed ({seen} batches of paths instead)");
     }
 }
