@@ -369,6 +369,21 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_renamed_inside_the_workspace_is_watched_under_its_new_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("src/a/sub")).unwrap();
+        std::fs::write(root.join("src/a/sub/x.rs"), "// 1").unwrap();
+        let (_watcher, rx) = watch(&root);
+        std::fs::rename(root.join("src/a"), root.join("src/b")).unwrap();
+        let file = root.join("src/b/sub/x.rs");
+        expect_path(&rx, &file);
+        settle(&rx);
+        std::fs::write(&file, "// 2").unwrap();
+        expect_path(&rx, &file);
+    }
+
+    #[test]
     fn lost_events_renew_every_watch_and_ask_for_a_rescan() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
