@@ -152,6 +152,18 @@ fn a_hang_timeout_of_zero_is_refused_before_anything_is_built() {
             "use 100 to 3600000 ms",
         ],
     );
+    // The flag overrides the manifest: only the value in effect is checked, and named.
+    let (ok, stderr, built) = watch_refused(&fx, &["--hang-timeout-ms", "5"]);
+    assert_refused(
+        &stderr,
+        built,
+        ok,
+        &["`--hang-timeout-ms 5` on the command line"],
+    );
+    assert!(
+        !stderr.contains("hang-timeout-ms = 0"),
+        "the overridden manifest value is not the one refused:\n{stderr}"
+    );
 }
 
 #[test]

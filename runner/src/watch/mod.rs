@@ -13,14 +13,13 @@ pub fn command(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut package_args = args.build.package.clone();
     let host_override = package_args.package.take();
     let (_, metadata) = crate::project::load_metadata(&package_args, false)?;
-    let mut model = model::WatchModel::from_metadata(&metadata, host_override.as_deref())?;
-    // Checked before anything is built: a value that cannot work is refused, not run with.
-    if let Some(ms) = args.debounce_ms {
-        model.debounce = model::DEBOUNCE_LIMIT.check_flag(ms)?;
-    }
-    if let Some(ms) = args.hang_timeout_ms {
-        model.hang_timeout = model::HANG_LIMIT.check_flag(ms)?;
-    }
+    // Timings are checked here, before anything is built: a value that cannot work is refused.
+    let flags = model::TimingFlags {
+        debounce_ms: args.debounce_ms,
+        hang_timeout_ms: args.hang_timeout_ms,
+    };
+    let model =
+        model::WatchModel::from_metadata_and_flags(&metadata, host_override.as_deref(), &flags)?;
     let host_package = model.host_package(&metadata).clone();
     let session = session::Session {
         model,

@@ -48,6 +48,15 @@ impl Settings {
     }
 }
 
+/// Timings given on the command line (`watch --debounce-ms`, `--hang-timeout-ms`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimingFlags {
+    /// `--debounce-ms`.
+    pub debounce_ms: Option<u64>,
+    /// `--hang-timeout-ms`.
+    pub hang_timeout_ms: Option<u64>,
+}
+
 /// Default trailing debounce: short, so the build starts right after the editor's last write.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(30);
 /// Default grace between SIGTERM and SIGKILL.
@@ -242,6 +251,15 @@ impl WatchModel {
         meta: &cargo_metadata::Metadata,
         host_override: Option<&str>,
     ) -> Result<WatchModel, ModelError> {
+        WatchModel::from_metadata_and_flags(meta, host_override, &TimingFlags::default())
+    }
+
+    /// [`Self::from_metadata`] with the command line's timings, which win over the manifests'.
+    pub fn from_metadata_and_flags(
+        meta: &cargo_metadata::Metadata,
+        host_override: Option<&str>,
+        flags: &TimingFlags,
+    ) -> Result<WatchModel, ModelError> {
         let members: Vec<&Package> = meta.workspace_packages();
         let member_names = || {
             let mut names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
@@ -294,19 +312,30 @@ impl WatchModel {
         let package = Settings::from_json(&host.metadata, "package")?;
         // Each timing checked where it was set: the host package's table wins over the workspace's.
         let workspace_manifest = meta.workspace_root.join("Cargo.toml").into_std_path_buf();
-        let timing = |limit: &Limit, ws: Option<u64>, pkg: Option<u64>| match (pkg, ws) {
-            (Some(ms), _) => limit.check_in(ms, "package", host.manifest_path.as_std_path()),
-            (None, Some(ms)) => limit.check_in(ms, "workspace", &workspace_manifest),
-            (None, None) => Ok(limit.default),
+        // Only the value in effect is checked: a flag overrides a manifest's value, not adds to it.
+        let timing = |limit: &Limit, flag: Option<u64>, ws: Option<u64>, pkg: Option<u64>| match (
+            flag, pkg, ws,
+        ) {
+            (Some(ms), _, _) => limit.check_flag(ms),
+            (None, Some(ms), _) => limit.check_in(ms, "package", host.manifest_path.as_std_path()),
+            (None, None, Some(ms)) => limit.check_in(ms, "workspace", &workspace_manifest),
+            (None, None, None) => Ok(limit.default),
         };
-        let debounce = timing(&DEBOUNCE_LIMIT, workspace.debounce_ms, package.debounce_ms)?;
+        let debounce = timing(
+            &DEBOUNCE_LIMIT,
+            flags.debounce_ms,
+            workspace.debounce_ms,
+            package.debounce_ms,
+        )?;
         let stop_timeout = timing(
             &STOP_LIMIT,
+            None,
             workspace.stop_timeout_ms,
             package.stop_timeout_ms,
         )?;
         let hang_timeout = timing(
             &HANG_LIMIT,
+            flags.hang_timeout_ms,
             workspace.hang_timeout_ms,
             package.hang_timeout_ms,
         )?;
