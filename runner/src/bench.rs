@@ -275,7 +275,9 @@ impl Drop for Restore {
 fn start_watch(root: &Path, args: &BenchArgs) -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("failed to find the dylib-dev executable")?;
     let mut cmd = Command::new(exe);
+    // Its lines are parsed: no colours, whatever `CARGO_TERM_COLOR` says.
     cmd.arg("watch")
+        .arg("--color=never")
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"));
     if let Some(host) = &args.package.package {

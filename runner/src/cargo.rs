@@ -163,7 +163,7 @@ impl CargoBuild {
         self
     }
 
-    /// Whether rendered diagnostics carry ANSI colours (default: stderr is a terminal, no NO_COLOR).
+    /// Whether rendered diagnostics carry ANSI colours (default: [`crate::ui::color`]).
     pub fn color(mut self, color: bool) -> Self {
         self.color = color;
         self
@@ -196,16 +196,13 @@ impl CargoBuild {
             "--message-format=json"
         };
         cmd.arg(format);
-        match (self.color, self.stderr) {
-            (false, _) => {
-                cmd.arg("--color=never");
-            }
-            // A pipe is not a terminal, so cargo would drop colours the user asked for.
-            (true, CargoStderr::Capture) => {
-                cmd.arg("--color=always");
-            }
-            (true, CargoStderr::Inherit) => {}
-        }
+        // Always explicit: captured, cargo's stderr is a pipe and it would drop colours the user
+        // asked for; inherited, our choice (`--color`, `CARGO_TERM_COLOR`) is already made.
+        cmd.arg(if self.color {
+            "--color=always"
+        } else {
+            "--color=never"
+        });
         if let Some(path) = &self.manifest_path {
             cmd.arg("--manifest-path").arg(path);
         }
@@ -299,10 +296,9 @@ impl CargoBuild {
     }
 }
 
-/// Whether diagnostics should be coloured: we print them to stderr, so it depends on stderr.
+/// Whether diagnostics should be coloured: we print them to stderr, as our own lines.
 fn color_by_default() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    crate::ui::color()
 }
 
 /// The user's rustflags (as cargo would read them from the environment) followed by `extra`,
@@ -673,6 +669,16 @@ pub fn count_text(diagnostics: &[BuildDiagnostic]) -> String {
     parts.join(", ")
 }
 
+/// Whether a diagnostic is rustc's closing summary (`aborting due to 1 previous error; 1 warning
+/// emitted`, `2 warnings emitted`), which restates the counts: counted, it turns one error into
+/// two. cargo leaves it out of its JSON messages; rustc run directly (the fast path) sends it.
+pub fn is_rustc_summary(message: &str, has_spans: bool) -> bool {
+    !has_spans
+        && (message.starts_with("aborting due to")
+            || message.ends_with(" warning emitted")
+            || message.ends_with(" warnings emitted"))
+}
+
 /// What the JSON stream said.
 #[derive(Debug, Default)]
 struct Collected {
@@ -688,6 +694,9 @@ fn collect(messages: impl Iterator<Item = std::io::Result<Message>>) -> std::io:
         match message? {
             Message::CompilerArtifact(artifact) => out.artifacts.push(artifact),
             Message::CompilerMessage(msg) => {
+                if is_rustc_summary(&msg.message.message, !msg.message.spans.is_empty()) {
+                    continue;
+                }
                 let Some(rendered) = msg.message.rendered else {
                     continue;
                 };
@@ -873,6 +882,10 @@ mod tests {
                 "--color=always"
             ]
         );
+        // Passed through to our stderr, cargo still colours as we decided (`--color always`
+        // into a pipe), not by its own look at the terminal.
+        let inherited = CargoBuild::new().color(true).command();
+        assert!(inherited.get_args().any(|a| a == "--color=always"));
     }
 
     #[test]

@@ -22,6 +22,18 @@ pub struct GlobalArgs {
     /// Only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// When to colour our lines and the compiler's diagnostics, as cargo does: auto (on a
+    /// terminal, unless `NO_COLOR` is set), always, never.
+    #[arg(
+        long,
+        value_name = "WHEN",
+        global = true,
+        value_enum,
+        env = "CARGO_TERM_COLOR",
+        default_value = "auto",
+        hide_env_values = true
+    )]
+    pub color: crate::ui::ColorChoice,
 }
 
 /// Which package of which workspace, named as cargo names it.
@@ -194,7 +206,8 @@ pub struct WatchArgs {
     /// `-p` names the host package (default: `[workspace.metadata.dylib-dev] host`, or the only binary).
     #[command(flatten)]
     pub build: BuildArgs,
-    /// Trailing debounce of file events in milliseconds (default 30, or `debounce-ms` in the config).
+    /// Trailing debounce of file events in milliseconds, 0 to 10000 (default 30, or `debounce-ms`
+    /// in the config).
     #[arg(long, value_name = "MS")]
     pub debounce_ms: Option<u64>,
     /// Always build with cargo, never rustc directly (the fast path for logic-only edits).
@@ -205,7 +218,7 @@ pub struct WatchArgs {
     #[arg(long)]
     pub plain_rustc: bool,
     /// A call into logic running this long is reported stuck, and a swap that waits this long for
-    /// it restarts the host (default 10000, or `hang-timeout-ms` in the config).
+    /// it restarts the host; 100 to 3600000 (default 10000, or `hang-timeout-ms` in the config).
     #[arg(long, value_name = "MS", alias = "reload-timeout-ms")]
     pub hang_timeout_ms: Option<u64>,
     /// Arguments for the host.

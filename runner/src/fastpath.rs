@@ -274,7 +274,7 @@ pub fn rebuild(invocation: &Invocation) -> std::io::Result<FastOutcome> {
     }
     let started = Instant::now();
     let mut cmd = Command::new(&invocation.program);
-    cmd.args(&invocation.args)
+    cmd.args(with_rendering(&invocation.args, crate::ui::color()))
         .current_dir(&invocation.cwd)
         .env_clear()
         .envs(invocation.env.iter().map(|(k, v)| (k, v)))
@@ -283,14 +283,82 @@ pub fn rebuild(invocation: &Invocation) -> std::io::Result<FastOutcome> {
         .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
     let stderr = child.stderr.take().expect("piped");
-    let mut diagnostics = Vec::new();
-    let mut artifact = None;
-    let mut other_output = String::new();
-    for line in std::io::BufReader::new(stderr).lines() {
+    let crate_name = invocation.crate_name().unwrap_or("");
+    let Messages {
+        mut diagnostics,
+        artifact,
+        other_output,
+    } = read_messages(std::io::BufReader::new(stderr), crate_name)?;
+    let status = child.wait()?;
+    diagnostics.sort_by_key(|d| d.severity);
+    Ok(FastOutcome {
+        success: status.success() && artifact.is_some(),
+        artifact,
+        diagnostics,
+        other_output,
+        duration: started.elapsed(),
+        link: link_file.and_then(|f| crate::tuning::read_link_time(&f)),
+    })
+}
+
+/// rustc's `args` asking for rendered diagnostics with ANSI colours exactly when `color`.
+///
+/// cargo always passes `--json=diagnostic-rendered-ansi` (whatever its own `--color`) and strips
+/// the colours itself when they are not wanted; run directly, rustc renders what we show.
+fn with_rendering(args: &[String], color: bool) -> Vec<String> {
+    const ANSI: &str = "diagnostic-rendered-ansi";
+    let adjust = |value: &str| {
+        let mut kinds: Vec<&str> = value.split(',').filter(|k| *k != ANSI).collect();
+        if color {
+            kinds.push(ANSI);
+        }
+        kinds.join(",")
+    };
+    let mut out = Vec::with_capacity(args.len() + 1);
+    let mut seen = false;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if let Some(value) = arg.strip_prefix("--json=") {
+            seen = true;
+            let value = adjust(value);
+            if !value.is_empty() {
+                out.push(format!("--json={value}"));
+            }
+        } else if arg == "--json" {
+            seen = true;
+            let value = adjust(iter.next().map(String::as_str).unwrap_or(""));
+            if !value.is_empty() {
+                out.push(arg.clone());
+                out.push(value);
+            }
+        } else {
+            out.push(arg.clone());
+        }
+    }
+    if color && !seen {
+        out.push(format!("--json={ANSI}"));
+    }
+    out
+}
+
+/// What rustc wrote to stderr, sorted out.
+#[derive(Debug, Default)]
+struct Messages {
+    diagnostics: Vec<BuildDiagnostic>,
+    artifact: Option<PathBuf>,
+    other_output: String,
+}
+
+/// Reads rustc's JSON messages (`--error-format=json`) for crate `crate_name`: diagnostics in the
+/// order sent (without rustc's closing summary, which cargo drops too), the library it linked,
+/// and any line that is not JSON.
+fn read_messages(reader: impl BufRead, crate_name: &str) -> std::io::Result<Messages> {
+    let mut out = Messages::default();
+    for line in reader.lines() {
         let line = line?;
         let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
-            other_output.push_str(&line);
-            other_output.push('\n');
+            out.other_output.push_str(&line);
+            out.other_output.push('\n');
             continue;
         };
         match value.get("$message_type").and_then(|t| t.as_str()) {
@@ -305,41 +373,36 @@ pub fn rebuild(invocation: &Invocation) -> std::io::Result<FastOutcome> {
                     p.extension()
                         .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
                 };
-                if artifact.as_ref().is_none_or(|a| !dynamic(a)) {
-                    artifact = path;
+                if out.artifact.as_ref().is_none_or(|a| !dynamic(a)) {
+                    out.artifact = path;
                 }
             }
             Some("diagnostic") => {
-                if let Ok(d) = serde_json::from_value::<Diagnostic>(value) {
-                    let severity = match d.level {
-                        DiagnosticLevel::Error | DiagnosticLevel::Ice => Severity::Error,
-                        DiagnosticLevel::Warning => Severity::Warning,
-                        _ => Severity::Note,
-                    };
-                    diagnostics.push(BuildDiagnostic {
-                        severity,
-                        package_id: cargo_metadata::PackageId {
-                            repr: invocation.crate_name().unwrap_or("").to_string(),
-                        },
-                        target: invocation.crate_name().unwrap_or("").to_string(),
-                        message: d.message.clone(),
-                        rendered: d.rendered.unwrap_or(d.message),
-                    });
+                let Ok(d) = serde_json::from_value::<Diagnostic>(value) else {
+                    continue;
+                };
+                if crate::cargo::is_rustc_summary(&d.message, !d.spans.is_empty()) {
+                    continue;
                 }
+                let severity = match d.level {
+                    DiagnosticLevel::Error | DiagnosticLevel::Ice => Severity::Error,
+                    DiagnosticLevel::Warning => Severity::Warning,
+                    _ => Severity::Note,
+                };
+                out.diagnostics.push(BuildDiagnostic {
+                    severity,
+                    package_id: cargo_metadata::PackageId {
+                        repr: crate_name.to_string(),
+                    },
+                    target: crate_name.to_string(),
+                    message: d.message.clone(),
+                    rendered: d.rendered.unwrap_or(d.message),
+                });
             }
             _ => {}
         }
     }
-    let status = child.wait()?;
-    diagnostics.sort_by_key(|d| d.severity);
-    Ok(FastOutcome {
-        success: status.success() && artifact.is_some(),
-        artifact,
-        diagnostics,
-        other_output,
-        duration: started.elapsed(),
-        link: link_file.and_then(|f| crate::tuning::read_link_time(&f)),
-    })
+    Ok(out)
 }
 
 /// Puts `built` (in `deps/`) at `dest` (the profile dir) the way cargo does: a hard link, put in
@@ -393,6 +456,63 @@ mod tests {
         assert_eq!(
             inv(&["-C", "extra-filename=-abc"]).dep_info_path(),
             Some(PathBuf::from("/t/debug/deps/logic-abc.d"))
+        );
+    }
+
+    /// rustc's stderr (`--error-format=json --json=diagnostic-rendered-ansi,artifacts`, as cargo
+    /// asks for it) building a cdylib with one syntax error.
+    const SYNTAX_ERROR: &str = include_str!("../tests/data/rustc-syntax-error.jsonl");
+    /// The same crate without the error: one unused variable, and the library.
+    const WARNING: &str = include_str!("../tests/data/rustc-warning.jsonl");
+
+    #[test]
+    fn rustc_closing_summary_is_not_counted() {
+        let failed = read_messages(SYNTAX_ERROR.as_bytes(), "logic").unwrap();
+        assert_eq!(crate::cargo::count_text(&failed.diagnostics), "1 error");
+        assert_eq!(
+            failed.diagnostics[0].message,
+            "expected expression, found `;`"
+        );
+        let built = read_messages(WARNING.as_bytes(), "logic").unwrap();
+        assert_eq!(crate::cargo::count_text(&built.diagnostics), "1 warning");
+        assert_eq!(built.artifact, Some(PathBuf::from("out/liblogic.so")));
+    }
+
+    #[test]
+    fn rendering_asks_rustc_for_colours_only_when_shown() {
+        let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cargo_made = args(&[
+            "--error-format=json",
+            "--json=diagnostic-rendered-ansi,artifacts,future-incompat",
+            "src/lib.rs",
+        ]);
+        assert_eq!(
+            with_rendering(&cargo_made, false),
+            args(&[
+                "--error-format=json",
+                "--json=artifacts,future-incompat",
+                "src/lib.rs"
+            ])
+        );
+        assert_eq!(
+            with_rendering(&cargo_made, true),
+            args(&[
+                "--error-format=json",
+                "--json=artifacts,future-incompat,diagnostic-rendered-ansi",
+                "src/lib.rs"
+            ])
+        );
+        // The separate form, and a list that ends up empty.
+        assert_eq!(
+            with_rendering(
+                &args(&["--json", "diagnostic-rendered-ansi", "x.rs"]),
+                false
+            ),
+            args(&["x.rs"])
+        );
+        assert_eq!(
+            with_rendering(&args(&["--error-format=json"]), true),
+            args(&["--error-format=json", "--json=diagnostic-rendered-ansi"])
         );
     }
 }

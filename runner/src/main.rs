@@ -16,6 +16,8 @@ fn main() -> ExitCode {
         return code;
     }
     let cli = dylib_dev::cli::Cli::parse();
+    // Before logging: log lines are coloured by the same choice.
+    dylib_dev::ui::set_color(cli.global.color);
     dylib_dev::logging::init(cli.global.verbose, cli.global.quiet);
     dylib_dev::cli::exit_code(dylib_dev::cli::run(cli))
 }

@@ -7,23 +7,25 @@ pub mod session;
 
 use crate::cli::WatchArgs;
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// Runs `dylib-dev watch`.
 pub fn command(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut package_args = args.build.package.clone();
     let host_override = package_args.package.take();
-    let (debounce_ms, hang_timeout_ms) = (args.debounce_ms, args.hang_timeout_ms);
+    // Timings are checked at each load, before anything is built: a value that cannot work is
+    // refused.
+    let flags = model::TimingFlags {
+        debounce_ms: args.debounce_ms,
+        hang_timeout_ms: args.hang_timeout_ms,
+    };
     // The same steps at the start and after every manifest change.
     let load = move || -> anyhow::Result<(model::WatchModel, cargo_metadata::Package)> {
         let (_, metadata) = crate::project::load_metadata(&package_args, false)?;
-        let mut model = model::WatchModel::from_metadata(&metadata, host_override.as_deref())?;
-        if let Some(ms) = debounce_ms {
-            model.debounce = Duration::from_millis(ms);
-        }
-        if let Some(ms) = hang_timeout_ms {
-            model.hang_timeout = Duration::from_millis(ms);
-        }
+        let model = model::WatchModel::from_metadata_and_flags(
+            &metadata,
+            host_override.as_deref(),
+            &flags,
+        )?;
         let host_package = model.host_package(&metadata).clone();
         Ok((model, host_package))
     };

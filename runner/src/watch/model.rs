@@ -48,6 +48,15 @@ impl Settings {
     }
 }
 
+/// Timings given on the command line (`watch --debounce-ms`, `--hang-timeout-ms`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimingFlags {
+    /// `--debounce-ms`.
+    pub debounce_ms: Option<u64>,
+    /// `--hang-timeout-ms`.
+    pub hang_timeout_ms: Option<u64>,
+}
+
 /// Default trailing debounce: short, so the build starts right after the editor's last write.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(30);
 /// Default grace between SIGTERM and SIGKILL.
@@ -55,6 +64,97 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 /// Default hang threshold: long enough for a slow query in a REPL, short enough to notice.
 pub const DEFAULT_HANG_TIMEOUT: Duration =
     Duration::from_millis(dylib_dev_runtime::protocol::DEFAULT_HANG_MS);
+
+/// The values a timing setting can take, and why the others cannot work.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    /// Its key in `[workspace.metadata.dylib-dev]`.
+    pub key: &'static str,
+    /// Smallest value that works, in milliseconds.
+    pub min: u64,
+    /// Largest value that makes sense, in milliseconds (also keeps deadlines from overflowing).
+    pub max: u64,
+    /// The default.
+    pub default: Duration,
+    /// What goes wrong below `min`.
+    pub too_small: &'static str,
+    /// What goes wrong above `max`.
+    pub too_large: &'static str,
+}
+
+/// `debounce-ms`: 0 is fine (the event grouping still merges one save's writes).
+pub const DEBOUNCE_LIMIT: Limit = Limit {
+    key: "debounce-ms",
+    min: 0,
+    max: 10_000,
+    default: DEFAULT_DEBOUNCE,
+    too_small: "",
+    too_large: "a build would start only after that long without a change, so every edit would seem ignored",
+};
+
+/// `hang-timeout-ms`: a swap waits for the call in flight (a frame or a query) and for the host
+/// to copy and load the library, all within this time.
+pub const HANG_LIMIT: Limit = Limit {
+    key: "hang-timeout-ms",
+    min: 100,
+    max: 3_600_000,
+    default: DEFAULT_HANG_TIMEOUT,
+    too_small: "a swap must copy and load the new library and wait for the call in flight to return within this time, so every swap would time out and restart the host, and ordinary calls would be reported stuck",
+    too_large: "a swap would wait that long for a stuck call before restarting the host",
+};
+
+/// `stop-timeout-ms`: the host saves its hand-off state and exits within this time.
+pub const STOP_LIMIT: Limit = Limit {
+    key: "stop-timeout-ms",
+    min: 100,
+    max: 600_000,
+    default: DEFAULT_STOP_TIMEOUT,
+    too_small: "a restarting host gets this long to save its hand-off state (waiting for the call in flight to return) and to exit after SIGTERM, so its state would be lost and it would be killed",
+    too_large: "stopping a host that ignores SIGTERM would take that long",
+};
+
+impl Limit {
+    /// `ms` as a duration, or why it cannot work; `origin` says where it was set, e.g.
+    /// "in `[workspace.metadata.dylib-dev]` of `/p/Cargo.toml`".
+    pub fn check(&self, ms: u64, setting: String, origin: String) -> Result<Duration, ModelError> {
+        let why = if ms < self.min {
+            self.too_small
+        } else if ms > self.max {
+            self.too_large
+        } else {
+            return Ok(Duration::from_millis(ms));
+        };
+        Err(ModelError::BadTiming {
+            setting,
+            origin,
+            why: why.to_string(),
+            min: self.min,
+            max: self.max,
+            default: self.default.as_millis() as u64,
+        })
+    }
+
+    /// Checks a value from a manifest's `[<table>.metadata.dylib-dev]`.
+    fn check_in(&self, ms: u64, table: &str, manifest: &Path) -> Result<Duration, ModelError> {
+        self.check(
+            ms,
+            format!("{} = {ms}", self.key),
+            format!(
+                "in `[{table}.metadata.dylib-dev]` of `{}`",
+                manifest.display()
+            ),
+        )
+    }
+
+    /// Checks a value given on the command line as `--<key>`.
+    pub fn check_flag(&self, ms: u64) -> Result<Duration, ModelError> {
+        self.check(
+            ms,
+            format!("--{} {ms}", self.key),
+            "on the command line".into(),
+        )
+    }
+}
 
 /// What a package is to the watcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +213,18 @@ pub enum ModelError {
     /// Settings do not parse.
     #[error("invalid [{origin}.metadata.dylib-dev]: {reason}")]
     BadSettings { origin: String, reason: String },
+    /// A timing setting cannot work.
+    #[error(
+        "`{setting}` {origin} cannot work: {why}\n  help: use {min} to {max} ms (the default is {default})"
+    )]
+    BadTiming {
+        setting: String,
+        origin: String,
+        why: String,
+        min: u64,
+        max: u64,
+        default: u64,
+    },
     /// A configured name is not a member.
     #[error(
         "[workspace.metadata.dylib-dev] names `{name}` as the {what}, but no workspace member is called that\n  help: members are: {members}"
@@ -138,6 +250,15 @@ impl WatchModel {
     pub fn from_metadata(
         meta: &cargo_metadata::Metadata,
         host_override: Option<&str>,
+    ) -> Result<WatchModel, ModelError> {
+        WatchModel::from_metadata_and_flags(meta, host_override, &TimingFlags::default())
+    }
+
+    /// [`Self::from_metadata`] with the command line's timings, which win over the manifests'.
+    pub fn from_metadata_and_flags(
+        meta: &cargo_metadata::Metadata,
+        host_override: Option<&str>,
+        flags: &TimingFlags,
     ) -> Result<WatchModel, ModelError> {
         let members: Vec<&Package> = meta.workspace_packages();
         let member_names = || {
@@ -188,7 +309,37 @@ impl WatchModel {
                 }
             }
         };
-        let settings = workspace.merge(Settings::from_json(&host.metadata, "package")?);
+        let package = Settings::from_json(&host.metadata, "package")?;
+        // Each timing checked where it was set: the host package's table wins over the workspace's.
+        let workspace_manifest = meta.workspace_root.join("Cargo.toml").into_std_path_buf();
+        // Only the value in effect is checked: a flag overrides a manifest's value, not adds to it.
+        let timing = |limit: &Limit, flag: Option<u64>, ws: Option<u64>, pkg: Option<u64>| match (
+            flag, pkg, ws,
+        ) {
+            (Some(ms), _, _) => limit.check_flag(ms),
+            (None, Some(ms), _) => limit.check_in(ms, "package", host.manifest_path.as_std_path()),
+            (None, None, Some(ms)) => limit.check_in(ms, "workspace", &workspace_manifest),
+            (None, None, None) => Ok(limit.default),
+        };
+        let debounce = timing(
+            &DEBOUNCE_LIMIT,
+            flags.debounce_ms,
+            workspace.debounce_ms,
+            package.debounce_ms,
+        )?;
+        let stop_timeout = timing(
+            &STOP_LIMIT,
+            None,
+            workspace.stop_timeout_ms,
+            package.stop_timeout_ms,
+        )?;
+        let hang_timeout = timing(
+            &HANG_LIMIT,
+            flags.hang_timeout_ms,
+            workspace.hang_timeout_ms,
+            package.hang_timeout_ms,
+        )?;
+        let settings = workspace.merge(package);
         let deps_name = format!("{}-deps", host.name);
 
         let logic_pkgs: Vec<&Package> = match &settings.logic {
@@ -266,18 +417,9 @@ impl WatchModel {
                 .collect(),
             logic,
             packages,
-            debounce: settings
-                .debounce_ms
-                .map(Duration::from_millis)
-                .unwrap_or(DEFAULT_DEBOUNCE),
-            stop_timeout: settings
-                .stop_timeout_ms
-                .map(Duration::from_millis)
-                .unwrap_or(DEFAULT_STOP_TIMEOUT),
-            hang_timeout: settings
-                .hang_timeout_ms
-                .map(Duration::from_millis)
-                .unwrap_or(DEFAULT_HANG_TIMEOUT),
+            debounce,
+            stop_timeout,
+            hang_timeout,
         })
     }
 

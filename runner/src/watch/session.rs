@@ -5,7 +5,7 @@
 //! typical logic build is done in about a second anyway. If changes are pending when a build
 //! ends, its result is not acted on (it is already stale); the follow-up build acts for both.
 use super::build::{BuildOptions, Products, products, watch_build};
-use super::fs::{FsWatcher, PathFilter};
+use super::fs::{Change, FsWatcher, PathFilter};
 use super::model::WatchModel;
 use super::route::{Route, merge, route_batch};
 use crate::cargo::{BuildDiagnostic, BuildHandle, BuildOutcome};
@@ -132,14 +132,14 @@ impl Session {
             let _ = event_tx.send(e);
         });
         let server = Arc::new(Mutex::new(reload_server));
-        let (tx, mut files) = mpsc::unbounded_channel::<Vec<PathBuf>>();
+        let (tx, mut files) = mpsc::unbounded_channel::<Change>();
         let filter = PathFilter::new(
             &self.model.workspace_root,
             std::slice::from_ref(&self.model.target_dir),
         );
         let roots: Vec<PathBuf> = vec![self.model.workspace_root.clone()];
-        let _watcher = FsWatcher::start(&roots, filter, EVENT_GROUPING, move |paths| {
-            let _ = tx.send(paths);
+        let _watcher = FsWatcher::start(&roots, filter, EVENT_GROUPING, move |change| {
+            let _ = tx.send(change);
         })
         .context("failed to watch the workspace")?;
         let mut signals = Signals::new()?;
@@ -225,8 +225,15 @@ impl Session {
                         },
                     }
                 }
-                Some(batch) = files.recv() => {
-                    let route = route_batch(&self.model, batch.iter().map(PathBuf::as_path));
+                Some(change) = files.recv() => {
+                    let (route, batch) = match change {
+                        Change::Paths(batch) => (route_batch(&self.model, batch.iter().map(PathBuf::as_path)), batch),
+                        Change::Rescan => {
+                            // No paths: whatever changed goes through cargo, and everything restarts.
+                            ui::warn("file events were lost (the kernel's event queue overflowed, or the watcher failed); rebuilding everything");
+                            (Route::Rebuild, Vec::new())
+                        }
+                    };
                     tracing::debug!(?route, files = batch.len(), "change");
                     if route != Route::Ignore {
                         let batch = Pending { route, since: Instant::now() - EVENT_GROUPING, paths: batch.into_iter().collect() };

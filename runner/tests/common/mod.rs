@@ -118,6 +118,7 @@ impl Fixture {
         cmd.current_dir(self.path())
             .env("CARGO_TARGET_DIR", shared_target_dir())
             .env_remove("DYLIB_DEV_LOG")
+            .env_remove("CARGO_TERM_COLOR")
             .env("NO_COLOR", "1");
         cmd
     }

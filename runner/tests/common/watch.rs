@@ -50,16 +50,37 @@ impl Watch {
         Watch::spawn(dir, &[], host_args)
     }
 
+    /// `dylib-dev watch <watch_args>` in `dir` without `NO_COLOR`: coloured as `watch_args`
+    /// (`--color`) and `envs` (`CARGO_TERM_COLOR`) say, and stderr is a pipe.
+    pub fn start_colored(dir: &Path, watch_args: &[&str], envs: &[(&str, &str)]) -> Watch {
+        Watch::spawn_with(dir, watch_args, envs, &[], false)
+    }
+
     fn spawn(dir: &Path, envs: &[(&str, &str)], host_args: &[&str]) -> Watch {
+        Watch::spawn_with(dir, &[], envs, host_args, true)
+    }
+
+    fn spawn_with(
+        dir: &Path,
+        watch_args: &[&str],
+        envs: &[(&str, &str)],
+        host_args: &[&str],
+        no_color: bool,
+    ) -> Watch {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dylib-dev"));
         for key in super::cargo_test_env() {
             cmd.env_remove(key);
         }
+        // A CI's `CARGO_TERM_COLOR=always` would colour the lines tests match.
+        cmd.env_remove("CARGO_TERM_COLOR").env_remove("NO_COLOR");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
         cmd.current_dir(dir)
             .arg("watch")
+            .args(watch_args)
             .env("CARGO_TARGET_DIR", super::shared_target_dir())
             .env("DYLIB_DEV_LOG", "dylib_dev::watch=debug")
-            .env("NO_COLOR", "1")
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
