@@ -214,7 +214,7 @@ pub struct WatchArgs {
     #[arg(long)]
     pub no_fast_path: bool,
     /// Build logic crates with cargo's rustc flags as they are: no `-Zshare-generics=no`, no
-    /// link against stubs of the deps dylib (see "How fast" in the README).
+    /// link against stubs of the deps dylib (see docs/watch.md).
     #[arg(long)]
     pub plain_rustc: bool,
     /// A call into logic running this long is reported stuck, and a swap that waits this long for
