@@ -75,9 +75,17 @@ impl Guarded {
 }
 
 /// Asks the guard to look after `what` until [`forget`]; starts the guard on first use. Best
-/// effort: without a guard (it could not start) the runner works as before.
+/// effort: without a guard (not [enabled](enable), or it could not start) the runner works as
+/// before.
 pub fn protect(what: Guarded) {
     imp::send(&what.encode());
+}
+
+/// Lets [`protect`] start a guard: only a binary that answers [`run_as_guard`] first thing may
+/// call this, since the guard is this process's own executable started again (a test binary
+/// would instead run its tests again, and start guards of its own).
+pub fn enable() {
+    imp::ENABLED.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The process group or host `id` ended normally: nothing to do for it any more.
@@ -99,13 +107,20 @@ mod imp {
     use std::io::{BufRead, Write};
     use std::os::unix::process::CommandExt;
     use std::process::{ChildStdin, Command, Stdio};
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Mutex, OnceLock, PoisonError};
     use std::time::{Duration, Instant};
 
     /// The pipe to the guard, or `None` if it could not be started.
-    static PIPE: OnceLock<Option<Mutex<ChildStdin>>> = OnceLock::new();
+    pub(super) static PIPE: OnceLock<Option<Mutex<ChildStdin>>> = OnceLock::new();
+
+    /// Set by [`super::enable`].
+    pub(super) static ENABLED: AtomicBool = AtomicBool::new(false);
 
     pub(super) fn send(line: &str) {
+        if !ENABLED.load(Ordering::Relaxed) {
+            return;
+        }
         let pipe = PIPE.get_or_init(|| match start() {
             Ok(pipe) => Some(Mutex::new(pipe)),
             Err(e) => {
@@ -203,6 +218,9 @@ mod imp {
 
 #[cfg(not(unix))]
 mod imp {
+    pub(super) static ENABLED: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+
     pub(super) fn send(_line: &str) {}
 
     pub(super) fn serve() {}
@@ -211,6 +229,15 @@ mod imp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn no_guard_starts_unless_the_binary_enabled_it() {
+        // This test binary would run its tests again as the "guard", and so on, without end.
+        protect(Guarded::Build { group: 1 });
+        forget(1);
+        assert!(imp::PIPE.get().is_none(), "a guard was started");
+    }
 
     #[test]
     fn guarded_lines_round_trip() {

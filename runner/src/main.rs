@@ -7,6 +7,7 @@ fn main() -> ExitCode {
     if let Some(code) = dylib_dev::guard::run_as_guard() {
         return code;
     }
+    dylib_dev::guard::enable();
     // Started by cargo as rustc's wrapper during a watch build: record, then become rustc.
     if let Some(code) = dylib_dev::fastpath::run_as_rustc_wrapper() {
         return code;
