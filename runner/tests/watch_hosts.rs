@@ -48,7 +48,7 @@ fn a_logic_edit_saved_while_the_host_loads_its_data_runs_at_its_first_call() {
     let err_at = watch.err_len();
     fx.replace("logic/src/lib.rs", "logic=v1", "logic=v2");
     watch.wait_err(err_at, CHANGE, |l| {
-        l.contains("Rebuilt") && l.contains("has not opened it yet")
+        l.contains("Rebuilt") && l.contains("gets it when it opens the library")
     });
     let (_, line) = watch.wait_out(at, CHANGE, |l| l.starts_with('{'));
     assert_eq!(pid_and_counter(&line).0, pid, "the same host: {line}");

@@ -649,12 +649,13 @@ impl Session {
                 // Not connected yet: a dylib-dev-runtime host that is still busy (loading its
                 // data) gets this build when it opens the library (`catch_up`); a host without it
                 // (e.g. hot-lib-reloader) picks the file up itself.
+                let what = match built {
+                    Some(built) => format!("{lib} in {}{warn}", ms(built)),
+                    None => format!("{lib}'s newest build"),
+                };
                 self.status(
                     "Rebuilt",
-                    format!(
-                        "{}; the host has not opened it yet (it gets this build when it does) or reloads it on its own",
-                        rebuilt(lib)
-                    ),
+                    format!("{what}; the host reloads it on its own (or gets it when it opens the library)"),
                 );
                 continue;
             }
