@@ -168,6 +168,39 @@ fn panic_in_logic_is_caught_reported_once_and_the_host_keeps_running() {
 }
 
 #[test]
+fn a_host_with_its_own_panic_hook_still_sees_a_logic_panic_once_with_its_location() {
+    let _serial = serial();
+    // The host installs its own hook after the runtime's (as `color_eyre::install()` would).
+    let (fx, watch, at, pid, _) = start(&[("FAULT_OWN_HOOK", "1"), ("FAULT_TICK_MS", "20")]);
+    let site = set_logic(&fx, r#"panic!("boom at {seen}");"#, "flogic=p1", false);
+    let location = format!("flogic/src/lib.rs:{site}:");
+    // Every call panics; each is caught by the host with its location.
+    let mut from = at;
+    for _ in 0..20 {
+        let (i, line) = watch.wait_out(from, CHANGE, |l| l.contains("CAUGHT"));
+        assert!(
+            line.contains(&format!("`flogic::line` panicked at {location}")),
+            "{line}"
+        );
+        assert_eq!(pid_and_counter(&line).0, pid);
+        from = i + 1;
+    }
+    // The host's own panic outside the logic still reaches its hook. (It prints
+    // `HOST HOOK: panicked at <location>:` and the message on the next line.)
+    watch.wait_err(0, CHANGE, |l| {
+        l.contains("HOST HOOK") && l.contains("fhost/src/main.rs")
+    });
+    let log = watch.err_since(0);
+    let printed = log
+        .iter()
+        .filter(|l| l.contains("HOST HOOK") && l.contains(&location))
+        .count();
+    assert_eq!(printed, 1, "printed once: {log:#?}");
+    let shown = log.iter().filter(|l| l.contains("Panicked")).count();
+    assert_eq!(shown, 1, "{log:#?}");
+}
+
+#[test]
 fn panic_then_fix_swaps_in_the_fix_and_the_panics_stop() {
     let _serial = serial();
     let (fx, watch, at, pid, _) = start(&[]);

@@ -7,7 +7,9 @@
 //! unloading ([`Builder::unload_old_versions`]): code it started (a thread, a hook, a callback)
 //! may still run. Any failure in prepare leaves the old version running untouched.
 
-use crate::boundary::{Monitor, install_panic_hook, start_watchdog, take_raised};
+use crate::boundary::{
+    Monitor, ensure_panic_hook, recheck_panic_hook, start_watchdog, take_raised,
+};
 use crate::channel::Channel;
 use crate::private_dir::{PrivateDir, default_base};
 use crate::protocol::{self, Failed, Hello, SwapTiming, Swapped, ToRunner};
@@ -176,7 +178,9 @@ impl<S: Symbols> Builder<S> {
             .hang
             .unwrap_or(Duration::from_millis(protocol::DEFAULT_HANG_MS));
         let monitor = Arc::new(Monitor::new(self.name, channel, hang));
-        install_panic_hook();
+        ensure_panic_hook();
+        // The host may install a hook of its own before its first call: that call checks.
+        recheck_panic_hook();
         let mut shared = Shared {
             monitor,
             policy: self.policy,
@@ -635,6 +639,7 @@ impl<S: Symbols> Shared<S> {
             std::mem::replace(&mut *current, prepared.loaded)
         };
         self.monitor.swapped_to(version);
+        recheck_panic_hook();
         let wait = start.elapsed();
         // Outside the lock: callers run the new version while the old one closes.
         let start = Instant::now();

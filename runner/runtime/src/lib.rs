@@ -55,7 +55,12 @@
 //!   `logic::lib().wait_for_reload(..)`.
 //!
 //! The usual panic message (and backtrace, with `RUST_BACKTRACE`) is printed for the first panic
-//! of a version at a place. A panic that escapes an `extern "C"` function aborts the host (Rust
+//! of a version at a place, by whatever hook the host has: the runtime's hook sits in front of
+//! it. A host that installs its own hook later (`std::panic::set_hook`, `color_eyre::install()`)
+//! replaces the runtime's; the runtime notices at the next call after opening, after each swap,
+//! and after a panic its hook did not see, and chains itself in front of the host's hook again
+//! (so a hook installed after the first call lets at most one extra report through). Panics
+//! outside library calls go to the host's hook untouched. A panic that escapes an `extern "C"` function aborts the host (Rust
 //! rules): declare functions that may panic `extern "Rust"` (or `"C-unwind"`).
 //!
 //! # Hangs
