@@ -4,8 +4,9 @@
 //! Not a latency benchmark: cargo builds the logic library twice (the source as it is, and with the
 //! bench marker rewritten), then the runner swaps the two builds in alternately, as fast as the host
 //! answers, through the real reload protocol and runtime (copy, hash, dlopen, layout guard, swap,
-//! dlclose, delete). What it measures is what stays behind: resident memory (`VmRSS`), the library
-//! copies still mapped (`/proc/<pid>/maps`), and the copies on disk.
+//! delete the old copy; `dlclose` only for hosts that opted in to unloading). What it measures is
+//! what stays behind: resident memory (`VmRSS`), the library copies still mapped and their mapped
+//! size (`/proc/<pid>/maps`), and the copies on disk.
 use crate::cli::BenchArgs;
 use crate::reload::{Outcome, ReloadServer};
 use crate::watch::build::{BuildOptions, products, watch_build};
@@ -27,6 +28,8 @@ pub struct Sample {
     pub rss_kib: u64,
     /// Library copies mapped (distinct files under the runner's private directory).
     pub mapped_copies: usize,
+    /// The address space their mappings span, KiB.
+    pub mapped_kib: u64,
     /// Library copies on disk.
     pub copies_on_disk: usize,
 }
@@ -119,7 +122,7 @@ pub fn run(
         if version % every == 0 || version == swaps {
             let sample = look(&server, version)?;
             eprintln!(
-                "  {version:>6} swaps: RSS {} KiB, {} mapped cop{}, {} on disk",
+                "  {version:>6} swaps: RSS {} KiB, {} mapped cop{} ({} KiB), {} on disk",
                 sample.rss_kib,
                 sample.mapped_copies,
                 if sample.mapped_copies == 1 {
@@ -127,6 +130,7 @@ pub fn run(
                 } else {
                     "ies"
                 },
+                sample.mapped_kib,
                 sample.copies_on_disk
             );
             samples.push(sample);
@@ -188,10 +192,18 @@ fn look(pid: u32, dir: &Path, swaps: u64) -> anyhow::Result<Sample> {
         .unwrap_or(0);
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).context("the host is gone")?;
     let prefix = dir.to_string_lossy();
+    let mut mapped_bytes = 0;
     let mut mapped: Vec<&str> = maps
         .lines()
-        .filter_map(|l| l.splitn(6, char::is_whitespace).nth(5))
-        .map(str::trim)
+        .filter_map(|l| {
+            let path = l.splitn(6, char::is_whitespace).nth(5)?.trim();
+            let (a, b) = l.split_once(' ')?.0.split_once('-')?;
+            if path.starts_with(&*prefix) {
+                mapped_bytes +=
+                    u64::from_str_radix(b, 16).ok()? - u64::from_str_radix(a, 16).ok()?;
+            }
+            Some(path)
+        })
         .filter(|p| p.starts_with(&*prefix))
         .collect();
     mapped.sort_unstable();
@@ -204,6 +216,7 @@ fn look(pid: u32, dir: &Path, swaps: u64) -> anyhow::Result<Sample> {
         swaps,
         rss_kib,
         mapped_copies: mapped.len(),
+        mapped_kib: mapped_bytes >> 10,
         copies_on_disk,
     })
 }
@@ -251,6 +264,7 @@ fn report(swaps: u64, elapsed: Duration, times: &mut [Duration], samples: &[Samp
             "rss_kib": { "before": first.rss_kib, "after": last.rss_kib },
             "rss_kib_per_swap": { "all": per_swap(first, last), "second_half": per_swap(mid, last) },
             "mapped_copies": { "before": first.mapped_copies, "after": last.mapped_copies },
+            "mapped_kib": { "before": first.mapped_kib, "after": last.mapped_kib },
             "copies_on_disk_after": last.copies_on_disk,
             "samples": samples,
         });
@@ -273,7 +287,11 @@ fn report(swaps: u64, elapsed: Duration, times: &mut [Duration], samples: &[Samp
         per_swap(mid, last)
     );
     println!(
-        "mapped library copies: {} -> {}; copies on disk: {}",
-        first.mapped_copies, last.mapped_copies, last.copies_on_disk
+        "mapped library copies: {} ({} KiB) -> {} ({} KiB); copies on disk: {}",
+        first.mapped_copies,
+        first.mapped_kib,
+        last.mapped_copies,
+        last.mapped_kib,
+        last.copies_on_disk
     );
 }

@@ -168,6 +168,39 @@ fn panic_in_logic_is_caught_reported_once_and_the_host_keeps_running() {
 }
 
 #[test]
+fn a_host_with_its_own_panic_hook_still_sees_a_logic_panic_once_with_its_location() {
+    let _serial = serial();
+    // The host installs its own hook after the runtime's (as `color_eyre::install()` would).
+    let (fx, watch, at, pid, _) = start(&[("FAULT_OWN_HOOK", "1"), ("FAULT_TICK_MS", "20")]);
+    let site = set_logic(&fx, r#"panic!("boom at {seen}");"#, "flogic=p1", false);
+    let location = format!("flogic/src/lib.rs:{site}:");
+    // Every call panics; each is caught by the host with its location.
+    let mut from = at;
+    for _ in 0..20 {
+        let (i, line) = watch.wait_out(from, CHANGE, |l| l.contains("CAUGHT"));
+        assert!(
+            line.contains(&format!("`flogic::line` panicked at {location}")),
+            "{line}"
+        );
+        assert_eq!(pid_and_counter(&line).0, pid);
+        from = i + 1;
+    }
+    // The host's own panic outside the logic still reaches its hook. (It prints
+    // `HOST HOOK: panicked at <location>:` and the message on the next line.)
+    watch.wait_err(0, CHANGE, |l| {
+        l.contains("HOST HOOK") && l.contains("fhost/src/main.rs")
+    });
+    let log = watch.err_since(0);
+    let printed = log
+        .iter()
+        .filter(|l| l.contains("HOST HOOK") && l.contains(&location))
+        .count();
+    assert_eq!(printed, 1, "printed once: {log:#?}");
+    let shown = log.iter().filter(|l| l.contains("Panicked")).count();
+    assert_eq!(shown, 1, "{log:#?}");
+}
+
+#[test]
 fn panic_then_fix_swaps_in_the_fix_and_the_panics_stop() {
     let _serial = serial();
     let (fx, watch, at, pid, _) = start(&[]);
@@ -318,7 +351,9 @@ fn field_added_to_the_state_is_refused_by_the_layout_guard_and_the_state_is_hand
 fn reload_under_load_from_two_threads_swaps_every_time() {
     let _serial = serial();
     let base = tempfile::tempdir().unwrap();
+    // The logic is self-contained, so the host opts in to unloading its old versions.
     let (fx, watch, at, pid, _) = start(&[
+        ("FAULT_UNLOAD", "1"),
         ("FAULT_THREADS", "2"),
         ("FAULT_PAUSE_US", "100"),
         ("FAULT_TICK_MS", "20"),
@@ -339,16 +374,31 @@ fn reload_under_load_from_two_threads_swaps_every_time() {
         let (i_main, line) =
             watch.wait_out(from, CHANGE, |l| l.contains(&marker) && l.starts_with('{'));
         assert_eq!(pid_and_counter(&line).0, pid);
-        watch.wait_err(0, CHANGE, |l| {
+        let (_, status) = watch.wait_err(0, CHANGE, |l| {
             l.contains("Swapped") && l.contains(&format!("reload {i};"))
         });
+        assert!(!status.contains("mapped"), "nothing left mapped: {status}");
         from = i_main;
     }
     let log = watch.err_since(0);
     assert!(!log.iter().any(|l| l.contains("Restarted")), "{log:#?}");
 
     // Bounded: one copy on disk and one mapped, in private directories of ours.
-    let runner_dirs = entries_with_prefix(base.path(), "dylib-dev-run-");
+    let (host_dir, copies, mapped) = copies_of(base.path(), pid);
+    assert_eq!(copies.len(), 1, "the old copies are deleted: {copies:?}");
+    assert_eq!(
+        copies[0].metadata().unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(mapped.len(), 1, "one mapped copy after 5 swaps: {mapped:?}");
+    assert!(mapped[0].starts_with(host_dir.to_str().unwrap()));
+    drop(fx);
+}
+
+/// The runner's and the host's private directories under `base` (checked: one each, 0700, ours),
+/// the library copies on disk in the host's, and the copies process `pid` has mapped from it.
+fn copies_of(base: &Path, pid: u32) -> (std::path::PathBuf, Vec<std::path::PathBuf>, Vec<String>) {
+    let runner_dirs = entries_with_prefix(base, "dylib-dev-run-");
     assert_eq!(runner_dirs.len(), 1, "{runner_dirs:?}");
     let host_dirs = entries_with_prefix(&runner_dirs[0], "dylib-dev-host-");
     assert_eq!(host_dirs.len(), 1, "{host_dirs:?}");
@@ -363,25 +413,77 @@ fn reload_under_load_from_two_threads_swaps_every_time() {
         );
         assert_eq!(meta.uid(), uid);
     }
-    let copies: Vec<_> = std::fs::read_dir(&host_dirs[0])
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".so"))
+    let copies = entries_with_prefix(&host_dirs[0], "")
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "so"))
         .collect();
-    assert_eq!(copies.len(), 1, "the old copies are deleted: {copies:?}");
-    assert_eq!(
-        copies[0].metadata().unwrap().permissions().mode() & 0o777,
-        0o600
-    );
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let mut mapped: Vec<&str> = maps
+    let mut mapped: Vec<String> = maps
         .lines()
         .filter_map(|l| l.split_whitespace().nth(5))
         .filter(|p| p.starts_with(host_dirs[0].to_str().unwrap()))
+        .map(String::from)
         .collect();
     mapped.sort();
     mapped.dedup();
-    assert_eq!(mapped.len(), 1, "one mapped copy after 5 swaps: {mapped:?}");
+    (host_dirs[0].clone(), copies, mapped)
+}
+
+/// A thread started by the logic that runs code of its version forever.
+const THREAD: &str = "static STARTED: std::sync::Once = std::sync::Once::new(); STARTED.call_once(|| { std::thread::spawn(|| loop { std::thread::sleep(std::time::Duration::from_millis(1)); std::hint::black_box(0u64); }); });";
+
+#[test]
+fn logic_that_leaves_a_thread_running_survives_swaps_and_its_old_versions_stay_mapped() {
+    let _serial = serial();
+    let base = tempfile::tempdir().unwrap();
+    let (fx, watch, mut at, pid, _) = start(&[("XDG_RUNTIME_DIR", base.path().to_str().unwrap())]);
+    let err_at = watch.err_len();
+    // Each version starts a thread of its own; closing a version would pull the code from under
+    // its thread (SIGSEGV at the thread's next instruction).
+    let swaps = 6;
+    for i in 1..=swaps {
+        let marker = format!("flogic=thread{i}");
+        set_logic(&fx, THREAD, &marker, false);
+        let (next, line) = watch.wait_out(at, CHANGE, |l| l.contains(&marker));
+        assert_eq!(
+            pid_and_counter(&line).0,
+            pid,
+            "the host did not survive swap {i}: {:#?}",
+            watch.err_since(err_at)
+        );
+        at = next;
+        let (_, status) = watch.wait_err(err_at, CHANGE, |l| l.contains(&format!("reload {i};")));
+        let old = if i == 1 {
+            "1 old version".to_string()
+        } else {
+            format!("{i} old versions")
+        };
+        assert!(status.contains(&format!("; {old} mapped (")), "{status}");
+    }
+    // The threads of every old version had time to run again.
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, line) = watch.wait_out(at, CHANGE, |l| l.contains(&format!("flogic=thread{swaps}")));
+    assert_eq!(pid_and_counter(&line).0, pid, "the same host runs");
+    let log = watch.err_since(err_at);
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("Exited host") || l.contains("Restarted")),
+        "{log:#?}"
+    );
+    assert_eq!(
+        log.iter().filter(|l| l.contains("stay mapped")).count(),
+        1,
+        "the note is shown once: {log:#?}"
+    );
+    // Every version that ran is still mapped; one copy on disk.
+    let (_, copies, mapped) = copies_of(base.path(), pid);
+    assert_eq!(copies.len(), 1, "old copies are deleted: {copies:?}");
+    assert_eq!(mapped.len(), swaps + 1, "{mapped:?}");
+    assert_eq!(
+        mapped.iter().filter(|p| !Path::new(p).exists()).count(),
+        swaps,
+        "{mapped:?}"
+    );
     drop(fx);
 }
 
@@ -392,17 +494,19 @@ const TLS: &str = "thread_local! { static SCRATCH: std::cell::RefCell<Vec<u8>> =
 fn logic_with_thread_locals_is_kept_mapped_and_the_host_still_exits_cleanly() {
     let _serial = serial();
     // The host exits on its own after 250 ticks of 40 ms; thread-local destructors run then.
-    let (fx, watch, at, pid, _) = start(&[("FAULT_TICKS", "250"), ("FAULT_TICK_MS", "40")]);
+    // Even a host that opts in to unloading keeps such a library mapped.
+    let (fx, watch, at, pid, _) = start(&[
+        ("FAULT_UNLOAD", "1"),
+        ("FAULT_TICKS", "250"),
+        ("FAULT_TICK_MS", "40"),
+    ]);
     let err_at = watch.err_len();
     set_logic(&fx, TLS, "flogic=t1", false);
     let (at, _) = watch.wait_out(at, CHANGE, |l| l.contains("flogic=t1"));
     set_logic(&fx, TLS, "flogic=t2", false);
     watch.wait_out(at, CHANGE, |l| l.contains("flogic=t2"));
     let (_, line) = watch.wait_err(err_at, CHANGE, |l| l.contains("reload 2;"));
-    assert!(
-        line.contains("1 old version kept mapped (thread-locals)"),
-        "{line}"
-    );
+    assert!(line.contains("; 1 old version mapped ("), "{line}");
     // Unloaded, that version's destructor would run in unmapped memory at exit: SIGSEGV.
     let (_, line) = watch.wait_err(err_at, CHANGE, |l| l.contains("Exited host"));
     assert!(line.contains(&format!("pid {pid}, exit 0")), "{line}");

@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, PanicHookInfo};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 /// A call into a library panicked; the panic was caught at the call boundary.
@@ -196,6 +196,8 @@ struct ThreadState {
     current: Cell<Option<Current>>,
     seen: Cell<Option<Seen>>,
     raised: Cell<Option<Raised>>,
+    /// Inside the runtime's panic hook.
+    in_hook: Cell<bool>,
 }
 
 thread_local! {
@@ -222,6 +224,7 @@ thread_local! {
             current: Cell::new(None),
             seen: Cell::new(None),
             raised: Cell::new(None),
+            in_hook: Cell::new(false),
         }
     };
 }
@@ -235,6 +238,9 @@ pub fn call_boundary<R>(
     site: &'static CallSite,
     call: impl FnOnce() -> R,
 ) -> Result<R, Panic> {
+    if !HOOK_CHECKED.load(Ordering::Relaxed) {
+        check_panic_hook();
+    }
     let outer = THREAD
         .try_with(|t| {
             let slot = &t.slot;
@@ -287,6 +293,10 @@ fn caught(
     // The hook's record belongs to this panic unless the library caught that one itself and
     // unwound with another payload later (`resume_unwind` skips the hook).
     let seen = seen.filter(|s| from_payload.as_deref().is_none_or(|m| m == s.message));
+    if seen.is_none() {
+        // The runtime's hook did not see it: another hook may have replaced it.
+        recheck_panic_hook();
+    }
     let message = from_payload
         .or_else(|| seen.as_ref().map(|s| s.message.clone()))
         .unwrap_or_else(|| "Box<dyn Any>".to_string());
@@ -355,42 +365,112 @@ pub(crate) fn take_raised(payload: &(dyn Any + Send)) -> Option<Panic> {
 // ---------------------------------------------------------------------------------------------
 // The panic hook.
 
-/// Installs (once per process) a panic hook that, for panics inside a library call, records the
-/// message and location for the [`Panic`] and prints the usual report only the first time a
-/// version panics at a place: a panic in every frame does not flood the terminal. Panics
-/// elsewhere go to the previous hook untouched.
-pub(crate) fn install_panic_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info: &PanicHookInfo<'_>| {
-            let current = THREAD.try_with(|t| t.current.get()).ok().flatten();
-            let Some(current) = current else {
-                return previous(info);
-            };
-            let message =
-                payload_message(info.payload()).unwrap_or_else(|| "Box<dyn Any>".to_string());
-            // Copied: `file()` may point into the library.
-            let location = info
-                .location()
-                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
-            // SAFETY: `current` is set only for the duration of a call, and the call's `Symbols`
-            // hold an `Arc` of the monitor, so it is alive while this thread is in the call.
-            let monitor = unsafe { &*current.monitor };
-            let first =
-                monitor.first_panic(current.version, location.as_deref().unwrap_or(&message));
-            let _ = THREAD.try_with(|t| {
-                t.seen.set(Some(Seen {
-                    message,
-                    location,
-                    first,
-                }))
-            });
-            if first {
-                previous(info);
+/// The runtime's hook as last installed and still alive: its data address (to know it among
+/// others) and its number. Cleared when std drops it, so a later hook of the host that happens to
+/// get the same address is not mistaken for it.
+static OUR_HOOK: Mutex<Option<(usize, u64)>> = Mutex::new(None);
+/// Whether the runtime's hook is known to be the current one. Cleared at every swap and when a
+/// panic inside a call bypassed it; the next call then checks (see [`ensure_panic_hook`]).
+static HOOK_CHECKED: AtomicBool = AtomicBool::new(false);
+
+type Hook = Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static>;
+
+fn hook_address(hook: &Hook) -> usize {
+    &**hook as *const (dyn Fn(&PanicHookInfo<'_>) + Sync + Send) as *const () as usize
+}
+
+/// Makes the runtime's panic hook the current one, chained in front of whatever hook is current
+/// now. The hook, for panics inside a library call, records the message and location for the
+/// [`Panic`] and passes the panic on to the hook it chains only the first time a version panics
+/// at a place: a panic in every frame does not flood the terminal. Panics elsewhere go to the
+/// chained hook untouched.
+///
+/// A host may install its own hook later (`color_eyre::install()`, `std::panic::set_hook`), which
+/// would drop the runtime's. So this runs again at safe moments: at the first call after the
+/// library opened, the first call after every swap, and the call after a panic the hook did not
+/// see; each checks, by address, whether the current hook is the runtime's and chains a new one
+/// in front of the host's if not. (A panic on another thread in the instant between taking and
+/// setting the hook goes to std's default hook.)
+pub(crate) fn ensure_panic_hook() {
+    // `take_hook` panics on a panicking thread; the next call checks again.
+    if std::thread::panicking() {
+        return;
+    }
+    static CHECKING: Mutex<()> = Mutex::new(());
+    let _one = CHECKING.lock().unwrap_or_else(PoisonError::into_inner);
+    let current = std::panic::take_hook();
+    let ours = *OUR_HOOK.lock().unwrap_or_else(PoisonError::into_inner);
+    if ours.is_some_and(|(address, _)| address == hook_address(&current)) {
+        std::panic::set_hook(current);
+    } else {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let hook = runtime_hook(current, Installed(id));
+        *OUR_HOOK.lock().unwrap_or_else(PoisonError::into_inner) = Some((hook_address(&hook), id));
+        std::panic::set_hook(hook);
+    }
+    HOOK_CHECKED.store(true, Ordering::Relaxed);
+}
+
+/// Owned by the runtime's hook number `.0`: forgets it when std drops the hook.
+struct Installed(u64);
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let mut ours = OUR_HOOK.lock().unwrap_or_else(PoisonError::into_inner);
+        if ours.is_some_and(|(_, id)| id == self.0) {
+            *ours = None;
+        }
+    }
+}
+
+/// Makes the next call check that the runtime's hook is still the current one.
+pub(crate) fn recheck_panic_hook() {
+    HOOK_CHECKED.store(false, Ordering::Relaxed);
+}
+
+#[cold]
+#[inline(never)]
+fn check_panic_hook() {
+    ensure_panic_hook();
+}
+
+/// The runtime's hook, in front of `previous`.
+fn runtime_hook(previous: Hook, installed: Installed) -> Hook {
+    // Never zero-sized (it owns `previous`), so its address tells it from any live hook.
+    Box::new(move |info: &PanicHookInfo<'_>| {
+        let _owned = &installed;
+        let current = THREAD.try_with(|t| t.current.get()).ok().flatten();
+        // A host hook that chains an older hook of ours: only the outermost one records.
+        let nested = THREAD.try_with(|t| t.in_hook.replace(true)).unwrap_or(true);
+        let Some(current) = current.filter(|_| !nested) else {
+            previous(info);
+            if !nested {
+                let _ = THREAD.try_with(|t| t.in_hook.set(false));
             }
-        }));
-    });
+            return;
+        };
+        let message = payload_message(info.payload()).unwrap_or_else(|| "Box<dyn Any>".to_string());
+        // Copied: `file()` may point into the library.
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        // SAFETY: `current` is set only for the duration of a call, and the call's `Symbols`
+        // hold an `Arc` of the monitor, so it is alive while this thread is in the call.
+        let monitor = unsafe { &*current.monitor };
+        let first = monitor.first_panic(current.version, location.as_deref().unwrap_or(&message));
+        let _ = THREAD.try_with(|t| {
+            t.seen.set(Some(Seen {
+                message,
+                location,
+                first,
+            }))
+        });
+        if first {
+            previous(info);
+        }
+        let _ = THREAD.try_with(|t| t.in_hook.set(false));
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -505,7 +585,7 @@ mod tests {
 
     #[test]
     fn a_panic_is_caught_with_message_location_and_thread() {
-        install_panic_hook();
+        ensure_panic_hook();
         let ctx = ctx("logic");
         assert_eq!(call_boundary(&ctx, &SITE, || 7), Ok(7));
         let line = line!() + 1;

@@ -2,11 +2,14 @@
 //!
 //! A reload has two halves. *Prepare* (copy, hash, `dlopen`, resolve, validate) runs on the
 //! control thread while the host keeps calling the old version. *Swap* takes the write side of the
-//! lock that every call holds for reading, so it happens only between calls, replaces the version,
-//! then closes the old library and deletes its copy. Any failure in prepare leaves the old version
-//! running untouched.
+//! lock that every call holds for reading, so it happens only between calls, replaces the version
+//! and deletes the old version's copy. The old library stays mapped unless the host opted in to
+//! unloading ([`Builder::unload_old_versions`]): code it started (a thread, a hook, a callback)
+//! may still run. Any failure in prepare leaves the old version running untouched.
 
-use crate::boundary::{Monitor, install_panic_hook, start_watchdog, take_raised};
+use crate::boundary::{
+    Monitor, ensure_panic_hook, recheck_panic_hook, start_watchdog, take_raised,
+};
 use crate::channel::{Channel, FirstBuild};
 use crate::private_dir::{PrivateDir, default_base};
 use crate::protocol::{self, Failed, Hello, SwapTiming, Swapped, ToRunner};
@@ -63,6 +66,7 @@ pub struct Builder<S> {
     policy: SwapPolicy,
     validate: Option<Validator<S>>,
     hang: Option<Duration>,
+    unload: bool,
 }
 
 impl<S: Symbols> Builder<S> {
@@ -78,6 +82,7 @@ impl<S: Symbols> Builder<S> {
             policy: SwapPolicy::default(),
             validate: None,
             hang: None,
+            unload: false,
         }
     }
 
@@ -100,6 +105,22 @@ impl<S: Symbols> Builder<S> {
     /// (default: `DYLIB_DEV_HANG_MS`, else 10 s). Only with a runner connected.
     pub fn hang_after(mut self, threshold: Duration) -> Self {
         self.hang = Some(threshold);
+        self
+    }
+
+    /// Closes (`dlclose`) each old version once it is swapped out, so its memory can go back,
+    /// instead of keeping it mapped for the life of the process (the default).
+    ///
+    /// Only for logic that is self-contained: nothing of a version may run or be reached after
+    /// the swap. A thread it started (`std::thread::spawn`, rayon, tokio), a panic hook or logger
+    /// it installed, `tracing` callsites it registered, or a `Box<dyn Trait>`, closure or
+    /// `&'static str` it handed the host point into its code or data, and the host dies with
+    /// SIGSEGV when they are next used. Libraries that share `libstd` and have thread-locals of
+    /// their own stay mapped anyway (glibc would unmap them under pending thread-local
+    /// destructors), and a library the loader keeps mapped despite `dlclose` (checked in
+    /// `/proc/self/maps`) is still counted in [`Swapped::lingering`].
+    pub fn unload_old_versions(mut self, unload: bool) -> Self {
+        self.unload = unload;
         self
     }
 
@@ -162,16 +183,21 @@ impl<S: Symbols> Builder<S> {
             .hang
             .unwrap_or(Duration::from_millis(protocol::DEFAULT_HANG_MS));
         let monitor = Arc::new(Monitor::new(self.name, channel, hang));
-        install_panic_hook();
+        ensure_panic_hook();
+        // The host may install a hook of its own before its first call: that call checks.
+        recheck_panic_hook();
         let mut shared = Shared {
             monitor,
             policy: self.policy,
+            unload: self.unload,
             validate: self.validate,
             next_copy: AtomicU64::new(0),
             version: AtomicU64::new(0),
             current: None,
             running_layout: Mutex::new(None),
+            #[cfg(not(target_os = "linux"))]
             lingering: AtomicU64::new(0),
+            #[cfg(not(target_os = "linux"))]
             lingering_bytes: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
@@ -413,6 +439,9 @@ impl<S: Symbols> LazyHotLib<S> {
 }
 
 /// One loaded version: its functions, the library they point into, and its copy on disk.
+///
+/// A version that ran is never closed unless the host opted in ([`Builder::unload_old_versions`])
+/// and the library may be (`stay_mapped` is false); one that never ran (refused, superseded) is.
 struct Loaded<S> {
     // Declared first: nothing below may go while the pointers can still be reached.
     symbols: S,
@@ -420,8 +449,12 @@ struct Loaded<S> {
     hash: String,
     /// The layout the library exports (`layout!`), if it does.
     layout: Option<Layout>,
-    /// Must never be closed once it ran (see [`crate::elf`]).
+    /// Must never be closed once it ran, even with unloading on (see [`crate::elf`]).
     stay_mapped: bool,
+    /// The host opted in to unloading old versions.
+    unload: bool,
+    /// The copy's number: its file name starts with `<n>-`.
+    copy_no: u64,
     /// It became the running version (a refused or superseded one never ran any code).
     ran: bool,
     lib: Option<Library>,
@@ -433,8 +466,9 @@ impl<S> Drop for Loaded<S> {
     fn drop(&mut self) {
         // Close before the copy is deleted (field drop, after this); the copy's name stays unique.
         if let Some(lib) = self.lib.take() {
-            if self.ran && self.stay_mapped {
-                // Thread-local destructors may point into it: never unmap it.
+            if self.ran && (self.stay_mapped || !self.unload) {
+                // Threads, hooks, thread-local destructors or values it handed out may still
+                // point into it: never unmap it (the file goes; the mapping stays valid).
                 std::mem::forget(lib);
             } else {
                 let _ = lib.close();
@@ -485,6 +519,8 @@ pub(crate) struct Shared<S> {
     /// The library's name, its connection to the runner, what was reported on it.
     monitor: Arc<Monitor>,
     policy: SwapPolicy,
+    /// [`Builder::unload_old_versions`].
+    unload: bool,
     validate: Option<Validator<S>>,
     next_copy: AtomicU64,
     /// The running version, readable without the lock.
@@ -493,8 +529,10 @@ pub(crate) struct Shared<S> {
     current: Option<RwLock<Loaded<S>>>,
     /// The running version's exported layout, readable without the version lock.
     running_layout: Mutex<Option<Layout>>,
-    /// Old versions kept mapped (see [`Loaded::stay_mapped`]), and their size.
+    /// Old versions not closed, and their file size (where `/proc/self/maps` cannot tell).
+    #[cfg(not(target_os = "linux"))]
     lingering: AtomicU64,
+    #[cfg(not(target_os = "linux"))]
     lingering_bytes: AtomicU64,
     state: Mutex<State<S>>,
     changed: Condvar,
@@ -585,6 +623,8 @@ impl<S: Symbols> Shared<S> {
                 hash: actual,
                 layout,
                 stay_mapped,
+                unload: self.unload,
+                copy_no: n,
                 ran: false,
                 lib: Some(lib),
                 _copy: copy,
@@ -649,9 +689,11 @@ impl<S: Symbols> Shared<S> {
         }
     }
 
-    /// Makes `prepared` the running version once no call is in flight, then unloads the old one.
+    /// Makes `prepared` the running version once no call is in flight, then drops the old one
+    /// (closed only if allowed, see [`Loaded`]) and counts the old versions still mapped.
     fn swap(&self, mut prepared: Prepared<S>) -> Swapped {
         let version = prepared.loaded.version;
+        let copy_no = prepared.loaded.copy_no;
         prepared.loaded.ran = true;
         let start = Instant::now();
         let old = {
@@ -667,15 +709,32 @@ impl<S: Symbols> Shared<S> {
             std::mem::replace(&mut *current, prepared.loaded)
         };
         self.monitor.swapped_to(version);
+        recheck_panic_hook();
         let wait = start.elapsed();
         // Outside the lock: callers run the new version while the old one closes.
         let start = Instant::now();
-        if old.stay_mapped {
+        #[cfg(not(target_os = "linux"))]
+        if !(old.unload && !old.stay_mapped) {
             self.lingering.fetch_add(1, Ordering::Relaxed);
             let size = fs::metadata(&old._copy.0).map_or(0, |m| m.len());
             self.lingering_bytes.fetch_add(size, Ordering::Relaxed);
         }
         drop(old);
+        let unload = start.elapsed();
+        // What is really still mapped, whatever `dlclose` did: every older copy, once per swap.
+        #[cfg(target_os = "linux")]
+        let (lingering, lingering_bytes) = {
+            let l = crate::maps::lingering(self.copies.path(), copy_no);
+            (l.versions, l.bytes)
+        };
+        #[cfg(not(target_os = "linux"))]
+        let (lingering, lingering_bytes) = {
+            let _ = copy_no;
+            (
+                self.lingering.load(Ordering::Relaxed),
+                self.lingering_bytes.load(Ordering::Relaxed),
+            )
+        };
         Swapped {
             lib: self.name().to_string(),
             version,
@@ -683,10 +742,10 @@ impl<S: Symbols> Shared<S> {
                 copy: prepared.copy,
                 load: prepared.load,
                 wait,
-                unload: start.elapsed(),
+                unload,
             },
-            lingering: self.lingering.load(Ordering::Relaxed),
-            lingering_bytes: self.lingering_bytes.load(Ordering::Relaxed),
+            lingering,
+            lingering_bytes,
         }
     }
 

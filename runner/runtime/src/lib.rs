@@ -31,8 +31,8 @@
 //!    to a new, uniquely named file in a private directory, checks its hash, `dlopen`s it and
 //!    resolves every declared function. Meanwhile the host keeps running the old version.
 //!    It checks the [layout guard](#layout-guard) before anything of the new version runs.
-//! 3. At a safe point (no call in flight; see [`SwapPolicy`]) the new version replaces the old,
-//!    the old library is closed and its copy deleted.
+//! 3. At a safe point (no call in flight; see [`SwapPolicy`]) the new version replaces the old
+//!    and the old copy is deleted; the old library stays mapped (see [Unloading](#unloading)).
 //! 4. The host answers `swapped` with the time of each step, or `failed` with the reason, in
 //!    which case the old version simply keeps running (load error, missing symbol, hash
 //!    mismatch, layout change, refused by the [`Builder::validate`] hook).
@@ -55,7 +55,12 @@
 //!   `logic::lib().wait_for_reload(..)`.
 //!
 //! The usual panic message (and backtrace, with `RUST_BACKTRACE`) is printed for the first panic
-//! of a version at a place. A panic that escapes an `extern "C"` function aborts the host (Rust
+//! of a version at a place, by whatever hook the host has: the runtime's hook sits in front of
+//! it. A host that installs its own hook later (`std::panic::set_hook`, `color_eyre::install()`)
+//! replaces the runtime's; the runtime notices at the next call after opening, after each swap,
+//! and after a panic its hook did not see, and chains itself in front of the host's hook again
+//! (so a hook installed after the first call lets at most one extra report through). Panics
+//! outside library calls go to the host's hook untouched. A panic that escapes an `extern "C"` function aborts the host (Rust
 //! rules): declare functions that may panic `extern "Rust"` (or `"C-unwind"`).
 //!
 //! # Hangs
@@ -114,14 +119,30 @@
 //!
 //! # Unloading
 //!
-//! An old version is closed (`dlclose`) and its copy deleted as soon as it is swapped out, so
-//! memory stays flat over any number of reloads, with one exception on Linux: a library that
-//! shares `libstd` with the host and has thread-locals of its own is **kept mapped** (its copy is
-//! still deleted). std registers thread-local destructors under libstd's handle, so glibc would
-//! unload such a library while destructors pointing into it are pending, and the next thread exit
-//! would crash the host. [`Swapped::lingering`](protocol::Swapped::lingering) counts these versions;
-//! each costs the pages of the library it touched. Keep thread-locals in the host or the deps
-//! dylib to avoid it.
+//! **By default an old version that ran is never unloaded**: its copy is deleted right after the
+//! swap (one copy on disk, whatever the number of swaps), but the library stays mapped for the
+//! life of the process. Logic leaves code or data of its version in use more often than not: a
+//! thread it started (`std::thread::spawn`, rayon, tokio) is still running its loop, a panic hook,
+//! logger or `tracing` callsite it registered, a `Box<dyn Trait>`, closure or `&'static str` it
+//! handed the host. `dlclose` would pull that memory away and the host would die with SIGSEGV
+//! at the thread's next instruction. A version that never ran (refused, superseded) is closed.
+//!
+//! A host whose logic is self-contained opts in with
+//! [`Builder::unload_old_versions(true)`](Builder::unload_old_versions) (with `hot_module!`:
+//! `logic::init(Builder::from_env("logic").unload_old_versions(true))` before the first call).
+//! Two kinds of libraries stay mapped even then: on Linux, one that shares `libstd` with the host
+//! and has thread-locals of its own (std registers thread-local destructors under libstd's handle,
+//! so glibc would unmap it while destructors pointing into it are pending, and the next thread
+//! exit would crash the host), and one the loader refuses to unmap (glibc's own thread-local
+//! destructor guard; `DF_1_NODELETE`, which an open rustc change would set on every Rust object).
+//!
+//! The runtime never assumes a `dlclose` gave memory back: after each swap it counts the old
+//! copies still in `/proc/self/maps` and the size of their mappings, and reports both as
+//! [`Swapped::lingering`](protocol::Swapped::lingering) and
+//! [`lingering_bytes`](protocol::Swapped::lingering_bytes). A kept version costs the pages of
+//! it that were touched (relocated data, code that ran): about 65 KiB of resident memory per swap
+//! for a small logic library (`tests/fixtures/hot`). The runner restarts a host past 256 MiB of
+//! mapped old versions.
 
 mod boundary;
 mod channel;
@@ -131,6 +152,8 @@ mod error;
 mod hash;
 mod hot_lib;
 mod layout;
+#[cfg(target_os = "linux")]
+mod maps;
 pub mod private_dir;
 pub mod protocol;
 pub mod state;

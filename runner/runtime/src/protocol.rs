@@ -170,10 +170,11 @@ pub struct Swapped {
     pub version: u64,
     /// How long each step took.
     pub timing: SwapTiming,
-    /// Old versions of this library that stay mapped (thread-locals; see the crate docs), this
-    /// swap's included.
+    /// Old versions of this library still mapped in the host after this swap (all that ran,
+    /// unless the host opted in to unloading; see the crate docs), as `/proc/self/maps` shows.
     pub lingering: u64,
-    /// Their size on disk together: memory the host cannot give back before it restarts.
+    /// The size of their mappings together (not their file size: debug info is never mapped):
+    /// address space the host cannot give back before it restarts.
     pub lingering_bytes: u64,
 }
 

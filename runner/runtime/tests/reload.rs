@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{MiniRunner, NO_TEXT, SLOW, V1, V2, build_logic, copies, logic, mapped};
+use common::{MiniRunner, NO_TEXT, SLOW, V1, V2, build_logic, copies, logic, mapped, mapped_size};
 use dylib_dev_runtime::protocol::{Failed, SwapTiming, ToRunner};
 use dylib_dev_runtime::{HotLib, ReloadEvent, SwapPolicy};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,10 +22,49 @@ fn expect_failed(reply: ToRunner) -> Failed {
 }
 
 #[test]
-fn swap_runs_new_code_in_the_same_process_and_unloads_the_old() {
+fn swap_runs_new_code_in_the_same_process_and_keeps_the_old_mapped() {
     let (v1, v2) = (build_logic(V1), build_logic(V2));
     let runner = MiniRunner::new();
     let lib: Lib = runner.builder(&v1).open().unwrap();
+    let mut host = runner.accept();
+    let first = copies(lib.copies_dir());
+    let ToRunner::Swapped(swapped) = host.reload(1, &v2) else {
+        panic!("reload refused")
+    };
+    assert_eq!(text(&lib), "v2");
+    let now = copies(lib.copies_dir());
+    assert_eq!(now.len(), 1, "the old copy is deleted: {now:?}");
+    assert_ne!(now, first);
+    // Code of the old version may still run (a thread, a hook): it is never unmapped.
+    assert!(mapped(&first[0]), "the old library stays mapped");
+    assert_eq!(swapped.lingering, 1);
+    let size = mapped_size(&first[0]);
+    assert!(size > 0);
+    assert_eq!(
+        swapped.lingering_bytes, size,
+        "the mapped size, not the file's"
+    );
+
+    let ToRunner::Swapped(swapped) = host.reload(2, &v1) else {
+        panic!("reload refused")
+    };
+    assert_eq!((swapped.lingering, text(&lib).as_str()), (2, "v1"));
+    assert_eq!(copies(lib.copies_dir()).len(), 1);
+    let dir = lib.copies_dir().to_path_buf();
+    drop(lib);
+    assert!(!dir.exists());
+    assert!(mapped(&first[0]) && mapped(&now[0]), "never unloaded");
+}
+
+#[test]
+fn with_unloading_opted_in_the_old_version_is_unmapped() {
+    let (v1, v2) = (build_logic(V1), build_logic(V2));
+    let runner = MiniRunner::new();
+    let lib: Lib = runner
+        .builder(&v1)
+        .unload_old_versions(true)
+        .open()
+        .unwrap();
     let mut host = runner.accept();
     assert!(lib.is_reloadable());
     assert_eq!((text(&lib), lib.version()), ("v1".to_string(), 0));
@@ -57,6 +96,7 @@ fn swap_runs_new_code_in_the_same_process_and_unloads_the_old() {
     assert_ne!(now, first);
     assert!(!mapped(&first[0]), "the old library is closed");
     assert!(mapped(&now[0]));
+    assert_eq!((swapped.lingering, swapped.lingering_bytes), (0, 0));
     assert!(matches!(lib.update(), Some(ReloadEvent::Swapped(s)) if s.version == 1));
     assert_eq!(lib.update(), None, "each event is reported once");
 
@@ -178,12 +218,17 @@ fn validation_hook_can_refuse_a_version() {
 fn two_threads_calling_in_a_tight_loop_survive_50_swaps() {
     let (v1, v2) = (build_logic(V1), build_logic(V2));
     let runner = MiniRunner::new();
-    let lib: Lib = runner.builder(&v1).open().unwrap();
+    // Self-contained logic: unloading its old versions keeps one mapped.
+    let lib: Lib = runner
+        .builder(&v1)
+        .unload_old_versions(true)
+        .open()
+        .unwrap();
     let mut host = runner.accept();
     let stop = AtomicBool::new(false);
     let calls = AtomicU64::new(0);
 
-    let mut totals = Vec::new();
+    let (mut totals, mut lingering) = (Vec::new(), 0);
     std::thread::scope(|scope| {
         for _ in 0..2 {
             scope.spawn(|| {
@@ -202,7 +247,10 @@ fn two_threads_calling_in_a_tight_loop_survive_50_swaps() {
         for version in 1..=50u64 {
             let artifact = if version % 2 == 1 { &v2 } else { &v1 };
             match host.reload(version, artifact) {
-                ToRunner::Swapped(s) => totals.push(s.timing),
+                ToRunner::Swapped(s) => {
+                    lingering = lingering.max(s.lingering);
+                    totals.push(s.timing)
+                }
                 other => panic!("swap {version}: {other:?}"),
             }
             assert_eq!(lib.version(), version);
@@ -211,6 +259,7 @@ fn two_threads_calling_in_a_tight_loop_survive_50_swaps() {
     });
 
     assert_eq!(text(&lib), "v1", "50 swaps end on version A");
+    assert_eq!(lingering, 0, "no old version was left mapped");
     let left = copies(lib.copies_dir());
     assert_eq!(left.len(), 1, "one copy on disk: {left:?}");
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();

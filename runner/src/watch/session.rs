@@ -52,8 +52,8 @@ const HELLO_GRACE: Duration = Duration::from_secs(2);
 /// debouncer emits each event once it is that old, so a longer burst would come out in pieces.
 const EVENT_GROUPING: Duration = Duration::from_millis(10);
 
-/// Old library versions a host may keep mapped (thread-locals) before the runner restarts it to
-/// give their memory back.
+/// Mapped bytes of old library versions a host may keep before the runner restarts it to give
+/// their memory back.
 const LINGERING_LIMIT: u64 = 256 << 20;
 
 /// A batch of changes and when its first event was seen.
@@ -679,10 +679,17 @@ impl Session {
             match report {
                 Ok(Ok(report)) => match report.outcome {
                     Outcome::Swapped(timing) => {
+                        let mib =
+                            |bytes: u64| format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20));
                         let kept = match report.lingering {
                             0 => String::new(),
-                            1 => "; 1 old version kept mapped (thread-locals)".into(),
-                            n => format!("; {n} old versions kept mapped (thread-locals)"),
+                            1 => {
+                                format!("; 1 old version mapped ({})", mib(report.lingering_bytes))
+                            }
+                            n => format!(
+                                "; {n} old versions mapped ({})",
+                                mib(report.lingering_bytes)
+                            ),
                         };
                         let edit = match built {
                             Some(_) => format!("; {} since the edit", ms(since.elapsed())),
@@ -698,14 +705,15 @@ impl Session {
                         );
                         if report.lingering_bytes > LINGERING_LIMIT {
                             return SwapVerdict::Restart(format!(
-                                "{} old versions of {lib} were kept mapped ({} MiB)",
+                                "{} old versions of {lib} were kept mapped ({})",
                                 report.lingering,
-                                report.lingering_bytes >> 20
+                                mib(report.lingering_bytes)
                             ));
                         }
                         if report.lingering == 1 {
                             ui::note(format!(
-                                "{lib} has thread-locals and shares libstd with the host: its old versions stay mapped, or the host would crash when a thread exits; a restart reclaims them (move thread-locals into the host or the deps crate to avoid this)"
+                                "old versions of {lib} stay mapped: threads, hooks or values they left behind may still use their code; the host is restarted past {} of them (a host whose logic is self-contained can unload them: `Builder::unload_old_versions(true)`)",
+                                mib(LINGERING_LIMIT)
                             ));
                         }
                     }

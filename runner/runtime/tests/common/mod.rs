@@ -246,6 +246,19 @@ pub fn mapped(path: &Path) -> bool {
         .any(|l| l.ends_with(&*path) || l.ends_with(&format!("{path} (deleted)")))
 }
 
+/// The bytes this process has mapped from the file at `path` (all its segments).
+pub fn mapped_size(path: &Path) -> u64 {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let path = path.to_string_lossy();
+    maps.lines()
+        .filter(|l| l.ends_with(&*path) || l.ends_with(&format!("{path} (deleted)")))
+        .filter_map(|l| {
+            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+            Some(u64::from_str_radix(b, 16).ok()? - u64::from_str_radix(a, 16).ok()?)
+        })
+        .sum()
+}
+
 /// The library copies in a directory.
 pub fn copies(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
