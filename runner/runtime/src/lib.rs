@@ -80,6 +80,10 @@
 //! its first line). Any difference refuses the version, naming the type and what changed, and the
 //! runner restarts the host: new code never runs on old values.
 //!
+//! A type listed without fields (typically an enum: `Mode` above) is compared by size and
+//! alignment only: reordering its variants, or changing a payload to another of the same size, is
+//! not seen. Keep such types in a crate host and logic share (editing it restarts the host).
+//!
 //! # State hand-off
 //!
 //! With the `state` feature, `state::Persistent` keeps host state across a restart: saved (as
