@@ -337,14 +337,29 @@ pub fn runtime_version() -> String {
         .to_string()
 }
 
+/// The runtime's path dependency on the macros crate, in the repository (`runner/macros`).
+const MACROS_DEPENDENCY: &str = r#"dylib-dev-macros = { path = "../macros","#;
+/// The same in the copy, which carries the macros crate inside it (one directory to exclude from
+/// the user's workspace and to take out again).
+const MACROS_DEPENDENCY_IN_COPY: &str = r#"dylib-dev-macros = { path = "macros","#;
+
 /// The files of the runtime copy, relative to [`RUNTIME_DIR`]: the crate's sources as they are,
-/// its manifest under a comment that says what the copy is.
+/// the macros crate's under `macros/`, its manifest under a comment that says what the copy is
+/// and with the macros crate's path pointing inside the copy.
 pub fn runtime_files() -> Vec<(String, Vec<u8>)> {
     RUNTIME_FILES
         .iter()
         .map(|f| {
             let mut contents = f.contents.to_vec();
             if f.path == "Cargo.toml" {
+                let manifest = std::str::from_utf8(f.contents).expect("UTF-8 manifest");
+                assert!(
+                    manifest.contains(MACROS_DEPENDENCY),
+                    "the runtime manifest names the macros crate as `{MACROS_DEPENDENCY}`"
+                );
+                contents = manifest
+                    .replace(MACROS_DEPENDENCY, MACROS_DEPENDENCY_IN_COPY)
+                    .into_bytes();
                 let header = format!(
                     "# A copy of {RUNTIME_PACKAGE} {}, written by dylib-dev {DYLIB_DEV_VERSION}: the host side of the\n\
                      # reload protocol that this version of the runner speaks. Do not edit it; a later release of\n\
@@ -396,6 +411,18 @@ mod tests {
                 std::fs::read(root.join("build.rs")).unwrap(),
             );
         }
+        let macros = Path::new(MACROS_SOURCE);
+        let mut macro_files = BTreeMap::new();
+        on_disk(macros, &macros.join("src"), &mut macro_files);
+        macro_files.insert(
+            "Cargo.toml".into(),
+            std::fs::read(macros.join("Cargo.toml")).unwrap(),
+        );
+        disk.extend(
+            macro_files
+                .into_iter()
+                .map(|(rel, bytes)| (format!("macros/{rel}"), bytes)),
+        );
         let embedded: BTreeMap<String, Vec<u8>> = RUNTIME_FILES
             .iter()
             .map(|f| (f.path.to_string(), f.contents.to_vec()))
@@ -410,10 +437,15 @@ mod tests {
                 "embedded {path} differs from disk"
             );
         }
-        // What is written out differs only by the comment on top of the manifest.
+        // What is written out differs only by the comment on top of the manifest and the path of
+        // the macros crate in it.
         for (path, bytes) in runtime_files() {
             if path == "Cargo.toml" {
-                assert!(bytes.ends_with(&disk[&path]) && bytes.starts_with(b"# A copy of"));
+                let expected = String::from_utf8(disk[&path].clone())
+                    .unwrap()
+                    .replace(MACROS_DEPENDENCY, MACROS_DEPENDENCY_IN_COPY);
+                assert!(bytes.ends_with(expected.as_bytes()) && bytes.starts_with(b"# A copy of"));
+                assert!(!expected.contains("../macros"), "{expected}");
             } else {
                 assert_eq!(bytes, disk[&path], "{path}");
             }

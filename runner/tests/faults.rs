@@ -347,6 +347,77 @@ fn field_added_to_the_state_is_refused_by_the_layout_guard_and_the_state_is_hand
     );
 }
 
+/// The logic source with a `mode: Mode` field in `State`, `Mode` an enum deriving `Layout` and
+/// listed in `layout!`; `swapped` declares its first two variants the other way round (the same
+/// size and alignment, so only the derive's variant list tells the versions apart).
+fn logic_with_mode(marker: &str, swapped: bool) -> String {
+    let variants = if swapped {
+        "Run(u32),\n    #[default]\n    Idle,"
+    } else {
+        "#[default]\n    Idle,\n    Run(u32),"
+    };
+    let source = logic_source("", marker, false);
+    let with_field = source.replace(
+        "    pub counter: u64,\n",
+        "    pub counter: u64,\n    /// What the logic does: an enum the layout guard compares by its variants.\n    pub mode: Mode,\n",
+    );
+    let with_enum = with_field.replace(
+        "dylib_dev_runtime::layout!(State { counter });",
+        &format!(
+            "/// What the logic does.\n\
+             #[derive(Debug, Default, serde::Serialize, serde::Deserialize, dylib_dev_runtime::Layout)]\n\
+             pub enum Mode {{\n    {variants}\n    Jump {{ height: f32 }},\n}}\n\n\
+             dylib_dev_runtime::layout!(State {{ counter, mode }}, Mode);"
+        ),
+    );
+    assert_ne!(
+        with_enum, with_field,
+        "the layout! line of logic_source moved"
+    );
+    with_enum
+}
+
+#[test]
+fn reordered_enum_variants_are_refused_by_the_layout_guard_and_the_state_is_handed_off() {
+    let _serial = serial();
+    let fx = Fixture::copy("faults");
+    fx.write(LOGIC, &logic_with_mode("flogic=v1", false));
+    let watch = start_watch(&fx, &[]);
+    let (at, line) = watch.wait_out(0, START, |l| {
+        l.contains("flogic=v1") && pid_and_counter(l).1 >= 30
+    });
+    let (pid, before) = pid_and_counter(&line);
+    let err_at = watch.err_len();
+    // `Idle` and `Run` change places: an old `Idle` (discriminant 0) would read as `Run`.
+    fx.write(LOGIC, &logic_with_mode("flogic=reordered", true));
+    let (_, refused) = watch.wait_err(err_at, CHANGE, |l| l.contains("refused reload"));
+    assert!(
+        refused.contains("layout of `flogic::Mode` differs from the running version")
+            && refused.contains("variant `Run` moved from 1 to 0")
+            && refused.contains("variant `Idle` moved from 0 to 1")
+            && refused.contains("new code must not run on old values"),
+        "{refused}"
+    );
+    let (_, restarted) = watch.wait_err(err_at, CHANGE, |l| l.contains("Restarted host"));
+    assert!(
+        restarted.contains(&format!("pid {pid}")) && restarted.contains("state handed off ("),
+        "{restarted}"
+    );
+    let (_, line) = watch.wait_out(at, CHANGE, |l| l.contains("flogic=reordered"));
+    let (pid2, after) = pid_and_counter(&line);
+    assert_ne!(pid2, pid, "restarted");
+    assert!(
+        after > before,
+        "the counter continued across the restart: {before} -> {after}"
+    );
+    // The old host never ran the new code: it printed no line of it.
+    assert!(
+        host_lines_of(&watch, 0, pid)
+            .iter()
+            .all(|l| !l.contains("flogic=reordered")),
+    );
+}
+
 #[test]
 fn reload_under_load_from_two_threads_swaps_every_time() {
     let _serial = serial();

@@ -80,9 +80,15 @@
 //! its first line). Any difference refuses the version, naming the type and what changed, and the
 //! runner restarts the host: new code never runs on old values.
 //!
-//! A type listed without fields (typically an enum: `Mode` above) is compared by size and
-//! alignment only: reordering its variants, or changing a payload to another of the same size, is
-//! not seen. Keep such types in a crate host and logic share (editing it restarts the host).
+//! A type listed without fields (typically an enum: `Mode` above) that derives
+//! [`Layout`](macro@Layout) (`#[derive(dylib_dev_runtime::Layout)]`) is compared by its definition:
+//! an enum's variants in declaration order, their discriminants (as written, and their values for
+//! enums without payloads) and their payloads' field names and type names, so a reordered, renamed,
+//! added or removed variant, a changed discriminant or a payload of another type refuses the
+//! version (``variant `B` moved from 1 to 0``). Payload offsets are not compared (`offset_of!` into
+//! a variant is not stable Rust): a type inside a payload is checked only if it is listed itself. A
+//! type listed without fields that does not derive `Layout` is compared by size and alignment only:
+//! reordering its variants, or changing a payload to another of the same size, is not seen.
 //!
 //! # State hand-off
 //!
@@ -148,6 +154,9 @@
 //! for a small logic library (`tests/fixtures/hot`). The runner restarts a host past 256 MiB of
 //! mapped old versions.
 
+// `#[derive(Layout)]` names the crate `::dylib_dev_runtime`; this lets the crate's own tests use it.
+extern crate self as dylib_dev_runtime;
+
 mod boundary;
 mod channel;
 #[cfg(target_os = "linux")]
@@ -164,6 +173,8 @@ pub mod state;
 mod symbols;
 
 pub use boundary::{CallContext, CallSite, Panic, call_boundary, resume_panic};
+/// `#[derive(Layout)]`: describes a struct's fields or an enum's variants to the layout guard.
+pub use dylib_dev_macros::Layout;
 #[cfg(target_os = "linux")]
 #[doc(hidden)]
 pub use elf::must_stay_mapped as __must_stay_mapped;
@@ -174,5 +185,10 @@ pub use hot_lib::{
 };
 #[doc(hidden)]
 pub use layout::field_type_name as __field_type_name;
-pub use layout::{FieldLayout, LAYOUT_SYMBOL, Layout, LayoutMismatch, TypeLayout};
+#[doc(hidden)]
+pub use layout::probe as __layout_probe;
+pub use layout::{
+    DescribeLayout, FieldLayout, LAYOUT_SYMBOL, Layout, LayoutMismatch, PayloadField, TypeLayout,
+    VariantLayout,
+};
 pub use symbols::{SymbolSource, Symbols};
