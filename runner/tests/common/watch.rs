@@ -51,12 +51,23 @@ impl Watch {
     }
 
     fn spawn(dir: &Path, envs: &[(&str, &str)], host_args: &[&str]) -> Watch {
+        Watch::spawn_with(dir, &[], envs, host_args)
+    }
+
+    /// `dylib-dev watch <watch_args> -- <host_args>` in `dir`, with extra environment for the host.
+    pub fn spawn_with(
+        dir: &Path,
+        watch_args: &[&str],
+        envs: &[(&str, &str)],
+        host_args: &[&str],
+    ) -> Watch {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dylib-dev"));
         for key in super::cargo_test_env() {
             cmd.env_remove(key);
         }
         cmd.current_dir(dir)
             .arg("watch")
+            .args(watch_args)
             .env("CARGO_TARGET_DIR", super::shared_target_dir())
             .env("DYLIB_DEV_LOG", "dylib_dev::watch=debug")
             .env("NO_COLOR", "1")
