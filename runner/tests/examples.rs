@@ -275,4 +275,18 @@ fn templates_have_the_examples_sources() {
             );
         }
     }
+    // The bevy template's `window` feature is the example's (the Bevy features it needs to draw).
+    let window = |path: std::path::PathBuf| {
+        let text = std::fs::read_to_string(&path).unwrap();
+        text.lines()
+            .find(|l| l.starts_with("window = "))
+            .unwrap_or_else(|| panic!("no `window` feature in {}", path.display()))
+            .to_string()
+    };
+    let root = common::repo_root();
+    assert_eq!(
+        window(root.join("templates/bevy/host/Cargo.toml")),
+        window(root.join("examples/bevy-game/host/Cargo.toml")),
+        "templates/bevy/host/Cargo.toml's `window` feature differs from examples/bevy-game's"
+    );
 }

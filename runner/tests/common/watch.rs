@@ -53,14 +53,24 @@ impl Watch {
     /// `dylib-dev watch <watch_args>` in `dir` without `NO_COLOR`: coloured as `watch_args`
     /// (`--color`) and `envs` (`CARGO_TERM_COLOR`) say, and stderr is a pipe.
     pub fn start_colored(dir: &Path, watch_args: &[&str], envs: &[(&str, &str)]) -> Watch {
-        Watch::spawn_with(dir, watch_args, envs, &[], false)
+        Watch::launch(dir, watch_args, envs, &[], false)
     }
 
     fn spawn(dir: &Path, envs: &[(&str, &str)], host_args: &[&str]) -> Watch {
-        Watch::spawn_with(dir, &[], envs, host_args, true)
+        Watch::launch(dir, &[], envs, host_args, true)
     }
 
-    fn spawn_with(
+    /// `dylib-dev watch <watch_args> -- <host_args>` in `dir`, with extra environment for the host.
+    pub fn spawn_with(
+        dir: &Path,
+        watch_args: &[&str],
+        envs: &[(&str, &str)],
+        host_args: &[&str],
+    ) -> Watch {
+        Watch::launch(dir, watch_args, envs, host_args, true)
+    }
+
+    fn launch(
         dir: &Path,
         watch_args: &[&str],
         envs: &[(&str, &str)],

@@ -14,7 +14,7 @@
 #[cfg(feature = "dynamic")] use bevy_game_deps as _; // dylib-dev: force-links the deps dylib (`dylib-dev unwrap` removes this)
 use bevy::ecs::system::RunSystemOnce;
 use bevy::prelude::*;
-use bevy_game_shared::{Arena, Ball, Position, Report, Spawner, Stats, Velocity};
+use bevy_game_shared::{Arena, Ball, Position, Report, Spawner, Stats, Tint, Velocity};
 
 /// Downward acceleration, units per second squared.
 const GRAVITY: f32 = -500.0;
@@ -26,6 +26,10 @@ const SPAWN_EVERY: f32 = 0.5;
 const MAX_BALLS: usize = 12;
 /// The longest step one frame may simulate (a stalled frame must not tunnel balls through walls).
 const MAX_DT: f32 = 1.0 / 20.0;
+/// The walls' colour in the window (`-F window`): green.
+const ARENA_COLOR: Color = Color::srgb_u8(60, 200, 90);
+/// The balls' colour in the window: orange.
+const BALL_COLOR: Color = Color::srgb_u8(255, 140, 0);
 
 /// Runs one frame of the game on the host's world.
 #[unsafe(no_mangle)]
@@ -36,6 +40,7 @@ pub fn update(world: &mut World) {
     run(world, move_balls);
     run(world, bounce_off_walls);
     run(world, collide_balls);
+    run(world, paint);
     run(world, report);
 }
 
@@ -86,6 +91,7 @@ fn spawn_balls(
         },
         Position(Vec2::new(x, arena.half_size.y - radius)),
         Velocity(velocity),
+        Tint(BALL_COLOR),
     ));
     stats.spawned += 1;
 }
@@ -143,6 +149,15 @@ fn collide_balls(
             vb.0 += normal * closing;
             stats.collisions += 1;
         }
+    }
+}
+
+/// Picks the colours the window draws the arena and the balls in (the host draws them; headless,
+/// nothing does). Every frame, so an edited colour shows on the balls already in play.
+fn paint(mut arena: ResMut<Arena>, mut balls: Query<&mut Tint, With<Ball>>) {
+    arena.color = ARENA_COLOR;
+    for mut tint in &mut balls {
+        tint.0 = BALL_COLOR;
     }
 }
 

@@ -26,17 +26,31 @@ pub struct Position(pub Vec2);
 #[derive(Component, Debug, Clone, Copy, Default)]
 pub struct Velocity(pub Vec2);
 
+/// The colour a ball is drawn in (window mode). The logic's `paint` system sets it every frame, so
+/// an edit of the logic's colours shows on the balls already in play.
+#[derive(Component, Debug, Clone, Copy)]
+pub struct Tint(pub Color);
+
+impl Default for Tint {
+    fn default() -> Self {
+        Tint(Color::WHITE)
+    }
+}
+
 /// The walls: a box of `2 * half_size`, centred on the origin.
 #[derive(Resource, Debug, Clone, Copy)]
 pub struct Arena {
     /// Half the width and half the height.
     pub half_size: Vec2,
+    /// The colour the walls are drawn in (window mode); the logic's `paint` system sets it.
+    pub color: Color,
 }
 
 impl Default for Arena {
     fn default() -> Self {
         Arena {
             half_size: Vec2::new(400.0, 300.0),
+            color: Color::WHITE,
         }
     }
 }
@@ -101,6 +115,7 @@ pub fn register(world: &mut World) {
     world.register_component::<Ball>();
     world.register_component::<Position>();
     world.register_component::<Velocity>();
+    world.register_component::<Tint>();
     world.init_resource::<Arena>();
     world.init_resource::<Stats>();
     world.init_resource::<Spawner>();

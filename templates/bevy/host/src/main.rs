@@ -195,11 +195,12 @@ fn run_logic(world: &mut World) {
     }
 }
 
-/// The windowed mode: Bevy's default plugins and circles drawn with gizmos.
+/// The windowed mode: Bevy's default plugins, and the arena and the balls drawn with gizmos in the
+/// colours the logic picks (`Arena::color`, `Tint`).
 #[cfg(feature = "window")]
 mod window {
     use bevy::prelude::*;
-    use {{crate_name}}_shared::{Arena, Ball, Position};
+    use {{crate_name}}_shared::{Arena, Ball, Position, Tint};
 
     pub fn add(app: &mut App) {
         app.add_plugins(DefaultPlugins.set(WindowPlugin {
@@ -209,17 +210,20 @@ mod window {
             }),
             ..default()
         }));
-        app.add_systems(Startup, |mut commands: Commands| {
-            commands.spawn(Camera2d);
-        });
+        app.add_systems(
+            Startup,
+            |mut commands: Commands, mut gizmos: ResMut<GizmoConfigStore>| {
+                commands.spawn(Camera2d);
+                gizmos.config_mut::<DefaultGizmoConfigGroup>().0.line.width = 4.0;
+            },
+        );
         app.add_systems(PostUpdate, draw);
     }
 
-    fn draw(mut gizmos: Gizmos, arena: Res<Arena>, balls: Query<(&Ball, &Position)>) {
-        gizmos.rect_2d(Isometry2d::IDENTITY, arena.half_size * 2.0, Color::WHITE);
-        for (ball, position) in &balls {
-            let hue = (ball.id as f32 * 47.0) % 360.0;
-            gizmos.circle_2d(position.0, ball.radius, Color::hsl(hue, 0.8, 0.6));
+    fn draw(mut gizmos: Gizmos, arena: Res<Arena>, balls: Query<(&Ball, &Position, &Tint)>) {
+        gizmos.rect_2d(Isometry2d::IDENTITY, arena.half_size * 2.0, arena.color);
+        for (ball, position, tint) in &balls {
+            gizmos.circle_2d(position.0, ball.radius, tint.0);
         }
     }
 }
