@@ -444,12 +444,12 @@ impl ReloadServer {
     }
 
     fn add(&mut self, mut conn: HostConn) {
+        // The kernel's word where there is one; off Linux (untested) only the hello's.
+        let peer = conn.peer_pid.unwrap_or(conn.hello.pid);
         if let Some(pid) = self.host_pid
-            && conn.peer_pid != Some(pid)
+            && peer != pid
         {
-            let who = conn
-                .peer_pid
-                .map_or_else(|| "an unknown process".to_string(), |p| format!("pid {p}"));
+            let who = format!("pid {peer}");
             tracing::debug!(lib = conn.hello.lib, "refused {who}: the host is pid {pid}");
             let refusal = ToHost::Refused(protocol::Refused {
                 reason: format!(
