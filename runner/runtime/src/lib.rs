@@ -48,7 +48,7 @@
 //!   host**, as the message in a `String` payload: exactly where a statically linked call would
 //!   have panicked. A wrapper cannot invent a return value, so this is the only honest default.
 //! - **`logic::try_call(|s| s.step(..))`** ([`HotLib::try_call`]) **returns it** as
-//!   `Err(`[`Panic`]`)`. The host keeps running the same version (the previous one is unloaded)
+//!   `Err(`[`Panic`]`)`. The host keeps running the same version (the previous one is no longer called)
 //!   and decides what a failed call means. A game loop skips the frame (or draws the error) and
 //!   keeps calling, so the next build that fixes the panic is swapped in as usual; a REPL prints
 //!   the error and shows its prompt; a host that prefers to stop until the fix calls
