@@ -8,28 +8,12 @@
 //! their deps dylib are built; the swaps take seconds.
 mod common;
 
-use common::Fixture;
 use common::watch::{CHANGE, Watch, serial};
+use common::{Fixture, number_after};
 use std::time::{Duration, Instant};
 
 /// A cold build of polars or bevy into a fresh target dir, on a slow machine.
 const COLD_START: Duration = Duration::from_secs(40 * 60);
-
-/// Replaces `from` (which must be there) with `to` in a file of the project.
-/// The number after `key` in `line`, up to the next non-digit.
-fn number_after(line: &str, key: &str) -> u64 {
-    let at = line
-        .find(key)
-        .unwrap_or_else(|| panic!("no {key:?} in {line:?}"))
-        + key.len();
-    let digits: String = line[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    digits
-        .parse()
-        .unwrap_or_else(|e| panic!("no number after {key:?} in {line:?}: {e}"))
-}
 
 /// The polars REPL keeps its DataFrame across a swap: the data is loaded once, the edited
 /// analysis runs again on it in the same process and prints the new table.

@@ -121,6 +121,37 @@ fn host_lines_of(watch: &Watch, from: usize, pid: u32) -> Vec<String> {
         .collect()
 }
 
+/// After a layout change was saved at `err_at`: the swap is refused with every one of `changes`
+/// in the message, the host `pid` restarts with its state handed off, and the new host's first
+/// line with `marker` (returned) continues the counter past `before`.
+fn refused_then_restarted_with_the_state(
+    watch: &Watch,
+    (err_at, at): (usize, usize),
+    (pid, before): (u32, u64),
+    changes: &[&str],
+    marker: &str,
+) -> String {
+    let (_, refused) = watch.wait_err(err_at, CHANGE, |l| l.contains("refused reload"));
+    assert!(
+        changes.iter().all(|c| refused.contains(c))
+            && refused.contains("new code must not run on old values"),
+        "{refused}"
+    );
+    let (_, restarted) = watch.wait_err(err_at, CHANGE, |l| l.contains("Restarted host"));
+    assert!(
+        restarted.contains(&format!("pid {pid}")) && restarted.contains("state handed off ("),
+        "{restarted}"
+    );
+    let (_, line) = watch.wait_out(at, CHANGE, |l| l.contains(marker));
+    let (pid2, after) = pid_and_counter(&line);
+    assert_ne!(pid2, pid, "restarted");
+    assert!(
+        after > before,
+        "the counter continued across the restart: {before} -> {after}"
+    );
+    line
+}
+
 #[test]
 fn panic_in_logic_is_caught_reported_once_and_the_host_keeps_running() {
     let _serial = serial();
@@ -315,25 +346,16 @@ fn field_added_to_the_state_is_refused_by_the_layout_guard_and_the_state_is_hand
     let (_, before) = pid_and_counter(&line);
     let err_at = watch.err_len();
     set_logic(&fx, "", "flogic=grown extra={extra}", true);
-    let (_, refused) = watch.wait_err(err_at, CHANGE, |l| l.contains("refused reload"));
-    assert!(
-        refused.contains("layout of `flogic::State` differs from the running version")
-            && refused.contains("size 8 -> 16")
-            && refused.contains("field `extra: u32` added")
-            && refused.contains("new code must not run on old values"),
-        "{refused}"
-    );
-    let (_, restarted) = watch.wait_err(err_at, CHANGE, |l| l.contains("Restarted host"));
-    assert!(
-        restarted.contains(&format!("pid {pid}")) && restarted.contains("state handed off ("),
-        "{restarted}"
-    );
-    let (_, line) = watch.wait_out(at, CHANGE, |l| l.contains("flogic=grown"));
-    let (pid2, after) = pid_and_counter(&line);
-    assert_ne!(pid2, pid, "restarted");
-    assert!(
-        after > before,
-        "the counter continued across the restart: {before} -> {after}"
+    let line = refused_then_restarted_with_the_state(
+        &watch,
+        (err_at, at),
+        (pid, before),
+        &[
+            "layout of `flogic::State` differs from the running version",
+            "size 8 -> 16",
+            "field `extra: u32` added",
+        ],
+        "flogic=grown",
     );
     assert!(
         line.contains("extra=1"),
@@ -390,25 +412,16 @@ fn reordered_enum_variants_are_refused_by_the_layout_guard_and_the_state_is_hand
     let err_at = watch.err_len();
     // `Idle` and `Run` change places: an old `Idle` (discriminant 0) would read as `Run`.
     fx.write(LOGIC, &logic_with_mode("flogic=reordered", true));
-    let (_, refused) = watch.wait_err(err_at, CHANGE, |l| l.contains("refused reload"));
-    assert!(
-        refused.contains("layout of `flogic::Mode` differs from the running version")
-            && refused.contains("variant `Run` moved from 1 to 0")
-            && refused.contains("variant `Idle` moved from 0 to 1")
-            && refused.contains("new code must not run on old values"),
-        "{refused}"
-    );
-    let (_, restarted) = watch.wait_err(err_at, CHANGE, |l| l.contains("Restarted host"));
-    assert!(
-        restarted.contains(&format!("pid {pid}")) && restarted.contains("state handed off ("),
-        "{restarted}"
-    );
-    let (_, line) = watch.wait_out(at, CHANGE, |l| l.contains("flogic=reordered"));
-    let (pid2, after) = pid_and_counter(&line);
-    assert_ne!(pid2, pid, "restarted");
-    assert!(
-        after > before,
-        "the counter continued across the restart: {before} -> {after}"
+    refused_then_restarted_with_the_state(
+        &watch,
+        (err_at, at),
+        (pid, before),
+        &[
+            "layout of `flogic::Mode` differs from the running version",
+            "variant `Run` moved from 1 to 0",
+            "variant `Idle` moved from 0 to 1",
+        ],
+        "flogic=reordered",
     );
     // The old host never ran the new code: it printed no line of it.
     assert!(

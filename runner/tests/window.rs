@@ -11,8 +11,8 @@
 //! crates whose features the window does not change are built once.
 mod common;
 
-use common::Fixture;
 use common::watch::{CHANGE, Watch, serial};
+use common::{Fixture, number_after};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -277,21 +277,6 @@ fn required() -> bool {
         std::env::var(key).is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"))
     };
     set("CI") || set("DYLIB_DEV_REQUIRE_DISPLAY")
-}
-
-/// The number after `key` in `line`, up to the next non-digit.
-fn number_after(line: &str, key: &str) -> u64 {
-    let at = line
-        .find(key)
-        .unwrap_or_else(|| panic!("no {key:?} in {line:?}"))
-        + key.len();
-    let digits: String = line[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    digits
-        .parse()
-        .unwrap_or_else(|e| panic!("no number after {key:?} in {line:?}: {e}"))
 }
 
 /// Takes screenshots until `good` accepts one (the renderer may lag the logic by a few frames),

@@ -279,3 +279,18 @@ pub fn needed_libraries(file: &Path) -> Option<Vec<String>> {
             .collect(),
     )
 }
+
+/// The number after `key` in `line`, up to the next non-digit.
+pub fn number_after(line: &str, key: &str) -> u64 {
+    let at = line
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key:?} in {line:?}"))
+        + key.len();
+    let digits: String = line[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|e| panic!("no number after {key:?} in {line:?}: {e}"))
+}
