@@ -26,17 +26,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Values from `over` win.
-    fn merge(self, over: Settings) -> Settings {
-        Settings {
-            host: over.host.or(self.host),
-            logic: over.logic.or(self.logic),
-            debounce_ms: over.debounce_ms.or(self.debounce_ms),
-            stop_timeout_ms: over.stop_timeout_ms.or(self.stop_timeout_ms),
-            hang_timeout_ms: over.hang_timeout_ms.or(self.hang_timeout_ms),
-        }
-    }
-
     fn from_json(value: &serde_json::Value, origin: &str) -> Result<Settings, ModelError> {
         match value.get("dylib-dev") {
             None | Some(serde_json::Value::Null) => Ok(Settings::default()),
@@ -339,10 +328,11 @@ impl WatchModel {
             workspace.hang_timeout_ms,
             package.hang_timeout_ms,
         )?;
-        let settings = workspace.merge(package);
+        // The host package's list wins over the workspace's.
+        let logic = package.logic.or(workspace.logic);
         let deps_name = format!("{}-deps", host.name);
 
-        let logic_pkgs: Vec<&Package> = match &settings.logic {
+        let logic_pkgs: Vec<&Package> = match &logic {
             Some(names) => names
                 .iter()
                 .map(|n| find(n, "logic crate"))
