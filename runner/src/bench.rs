@@ -9,7 +9,7 @@
 //!
 //! The edited file is restored at the end.
 use crate::cargo::{CargoBuild, CargoStderr};
-use crate::cli::{BenchArgs, BenchLoop};
+use crate::commands::bench::{BenchArgs, BenchLoop};
 use crate::watch::build::{BuildOptions, products, watch_build};
 use crate::watch::model::WatchModel;
 use crate::watch::session::ms;
@@ -50,7 +50,7 @@ pub struct Sample {
 
 /// Runs `dylib-dev bench`.
 pub fn command(args: &BenchArgs) -> anyhow::Result<ExitCode> {
-    let (_, metadata) = crate::project::load_metadata(&args.package, false)?;
+    let (_, metadata) = crate::project::load_metadata(&args.package.selector(), false)?;
     let settings: BenchSettings = metadata
         .workspace_metadata
         .get("dylib-dev")

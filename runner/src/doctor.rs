@@ -2,7 +2,7 @@
 //!
 //! Each check is ok, warn or error with a one-line fix. Only errors make the command fail: a
 //! warning is something that works but could be better (a slow linker, flags that get ignored).
-use crate::cli::DoctorArgs;
+use crate::commands::doctor::DoctorArgs;
 use crate::project::{Project, ProjectError};
 use crate::toolchain::Toolchain;
 use std::io::IsTerminal;
@@ -338,8 +338,8 @@ fn check_rustflags(cwd: &Path) -> Vec<Check> {
 
 /// The host `watch` would run in this workspace, and a one-line description of the layers.
 fn watch_layout(args: &DoctorArgs) -> Result<(String, String), String> {
-    let (_, metadata) =
-        crate::project::load_metadata(&args.package, false).map_err(|e| error_chain(&e))?;
+    let (_, metadata) = crate::project::load_metadata(&args.package.selector(), false)
+        .map_err(|e| error_chain(&e))?;
     let model = crate::watch::model::WatchModel::from_metadata(&metadata, None)
         .map_err(|e| error_chain(&e))?;
     let logic: Vec<&str> = model.logic.iter().map(|(name, _)| name.as_str()).collect();
@@ -368,13 +368,13 @@ fn check_project(args: &DoctorArgs) -> Vec<Check> {
         Ok(_) => {}
     }
     let mut checks = Vec::new();
-    let loaded = match Project::load(&args.package, false) {
+    let loaded = match Project::load(&args.package.selector(), false) {
         // A workspace of several packages: the one `watch` would run is the one to check.
         Err(ProjectError::Ambiguous { .. }) => watch_layout(args).and_then(|(host, layout)| {
             checks.push(Check::ok("watch", layout));
             let mut package = args.package.clone();
             package.package = Some(host);
-            Project::load(&package, false).map_err(|e| error_chain(&e))
+            Project::load(&package.selector(), false).map_err(|e| error_chain(&e))
         }),
         other => other.map_err(|e| error_chain(&e)),
     };

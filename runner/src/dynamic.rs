@@ -6,7 +6,7 @@
 //! cache, and the user's normal static build must not pay for that. The program it produces needs
 //! its libraries at run time; [`library_path_env`] says where they are, and the watcher reuses it.
 use crate::cargo::{BuildOutcome, CargoBuild, CargoStderr};
-use crate::cli::{BuildArgs, RunArgs};
+use crate::commands::{args::BuildArgs, run::RunArgs};
 use crate::project::Project;
 use crate::toolchain::Toolchain;
 use crate::{platform, ui};
@@ -166,7 +166,7 @@ pub fn program_command(
 
 /// Runs `dylib-dev build`.
 pub fn build_command(args: &BuildArgs) -> anyhow::Result<ExitCode> {
-    let project = Project::load(&args.package, false)?;
+    let project = Project::load(&args.package.selector(), false)?;
     let package = project.package();
     ensure_wrapped(package)?;
     warn_about_config_rustflags();
@@ -189,7 +189,7 @@ pub fn build_command(args: &BuildArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs `dylib-dev run`.
 pub fn run_command(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let project = Project::load(&args.build.package, false)?;
+    let project = Project::load(&args.build.package.selector(), false)?;
     let package = project.package();
     ensure_wrapped(package)?;
     let bin = select_bin(package, args.build.bin.as_deref())?;

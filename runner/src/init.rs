@@ -22,7 +22,9 @@
 //! were edited since (their BLAKE3 hash is in the journal), and `Cargo.lock` gets its old bytes.
 pub mod scan;
 
-use crate::cli::{DeinitArgs, InitArgs, PackageArgs, UnwrapArgs, WrapArgs};
+use crate::commands::{
+    args::PackageArgs, deinit::DeinitArgs, init::InitArgs, unwrap::UnwrapArgs, wrap::WrapArgs,
+};
 use crate::manifest::{self, Manifest};
 use crate::project::Project;
 use crate::record::{Record, TouchedFile};
@@ -207,7 +209,7 @@ impl Places {
 
 /// Runs `dylib-dev init`.
 pub fn command(args: &InitArgs, quiet: bool) -> anyhow::Result<ExitCode> {
-    let light = Project::load(&args.package, false)?;
+    let light = Project::load(&args.package.selector(), false)?;
     // Held through the `wrap` inside (the lock is re-entrant within one process).
     let _lock = crate::lock::WorkspaceLock::acquire(light.workspace_root().as_std_path(), quiet)?;
     let places = Places::of(&light);
@@ -219,7 +221,7 @@ pub fn command(args: &InitArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     let lockfile_before = std::fs::read_to_string(&places.lockfile).ok();
     // Resolving the graph may create Cargo.lock; a refused init must leave nothing behind.
-    let result = Project::load(&args.package, true)
+    let result = Project::load(&args.package.selector(), true)
         .map_err(anyhow::Error::from)
         .and_then(|project| {
             init(
@@ -631,7 +633,7 @@ struct Undone {
 
 /// Runs `dylib-dev deinit`.
 pub fn deinit_command(args: &DeinitArgs, quiet: bool) -> anyhow::Result<ExitCode> {
-    let project = Project::load(&args.package, false)?;
+    let project = Project::load(&args.package.selector(), false)?;
     let _lock = crate::lock::WorkspaceLock::acquire(project.workspace_root().as_std_path(), quiet)?;
     let places = Places::of(&project);
     let Some(record) = InitRecord::load(&places.record)? else {

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod cargo;
 pub mod cli;
+pub mod commands;
 pub mod doctor;
 pub mod dynamic;
 pub mod fastpath;
@@ -23,6 +24,7 @@ pub mod project;
 pub mod record;
 #[cfg(unix)] // the control socket is a Unix domain socket
 pub mod reload;
+pub mod signals;
 #[cfg(unix)]
 pub mod soak;
 pub mod source_edit;

@@ -4,7 +4,7 @@
 //! Nothing is written unless everything is: the project is built in a temp dir next to the
 //! destination, checked with `cargo metadata`, and renamed into place in one step. The destination
 //! must not exist or be an empty directory; the names come from its last component (or `--name`).
-use crate::cli::{NewArgs, PackageArgs, WrapArgs};
+use crate::commands::{args::PackageArgs, new::NewArgs, wrap::WrapArgs};
 use crate::templates::{self, InvalidName, Names, RUNTIME_DIR, Template};
 use crate::watch::model::WatchModel;
 use crate::{fsutil, ui};
@@ -173,7 +173,7 @@ fn build_and_place(
         manifest_path: Some(manifest.clone()),
         package: None,
     };
-    let (_, metadata) = crate::project::load_metadata(&package_args, false)
+    let (_, metadata) = crate::project::load_metadata(&package_args.selector(), false)
         .with_context(|| format!("the `{}` template is broken", template.name))?;
     let model = WatchModel::from_metadata(&metadata, None)
         .with_context(|| format!("the `{}` template is broken", template.name))?;

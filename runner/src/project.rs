@@ -2,7 +2,6 @@
 //!
 //! Everything here comes from `cargo metadata`, so `CARGO_TARGET_DIR`, `--manifest-path` and
 //! workspace membership mean exactly what they mean to cargo.
-use crate::cli::PackageArgs;
 use crate::manifest;
 use camino::{Utf8Path, Utf8PathBuf};
 use cargo_metadata::{Metadata, MetadataCommand, Package};
@@ -41,6 +40,25 @@ pub enum ProjectError {
     Ambiguous { root: Utf8PathBuf, members: String },
 }
 
+/// Which workspace and which package in it, as cargo's `--manifest-path` and `-p` name them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    /// The manifest to start from (default: `Cargo.toml` here or in a parent directory).
+    pub manifest_path: Option<PathBuf>,
+    /// The package (default: the one in the current directory, or the only one).
+    pub package: Option<String>,
+}
+
+impl Selector {
+    /// The package `package` of the workspace whose manifest is `manifest_path`.
+    pub fn package_at(manifest_path: impl Into<PathBuf>, package: impl Into<String>) -> Selector {
+        Selector {
+            manifest_path: Some(manifest_path.into()),
+            package: Some(package.into()),
+        }
+    }
+}
+
 /// A loaded workspace and the package a command works on.
 #[derive(Debug)]
 pub struct Project {
@@ -55,7 +73,7 @@ impl Project {
     ///
     /// `with_deps` resolves the whole dependency graph (needed to tell proc-macros and lib names);
     /// without it only workspace members are read, which is fast and offline.
-    pub fn load(args: &PackageArgs, with_deps: bool) -> Result<Project, ProjectError> {
+    pub fn load(args: &Selector, with_deps: bool) -> Result<Project, ProjectError> {
         let (manifest_path, metadata) = load_metadata(args, with_deps)?;
         let package_id = select_package(&metadata, &manifest_path, args.package.as_deref())?;
         Ok(Project {
@@ -101,7 +119,7 @@ impl Project {
 /// Runs `cargo metadata` for the workspace named by `--manifest-path` (or found from the current
 /// directory), without selecting a package; returns the manifest path it started from too.
 pub fn load_metadata(
-    args: &PackageArgs,
+    args: &Selector,
     with_deps: bool,
 ) -> Result<(PathBuf, Metadata), ProjectError> {
     let manifest_path = locate_manifest(args.manifest_path.as_deref())?;

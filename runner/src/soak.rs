@@ -7,7 +7,7 @@
 //! delete the old copy; `dlclose` only for hosts that opted in to unloading). What it measures is
 //! what stays behind: resident memory (`VmRSS`), the library copies still mapped and their mapped
 //! size (`/proc/<pid>/maps`), and the copies on disk.
-use crate::cli::BenchArgs;
+use crate::commands::bench::BenchArgs;
 use crate::reload::{Outcome, ReloadServer};
 use crate::watch::build::{BuildOptions, products, watch_build};
 use crate::watch::model::WatchModel;

@@ -2,7 +2,7 @@
 //!
 //! A file nobody edited since `wrap` gets its original bytes back from the record. A file the user
 //! edited since keeps their edit: only dylib-dev's own additions are taken out.
-use crate::cli::UnwrapArgs;
+use crate::commands::unwrap::UnwrapArgs;
 use crate::manifest::Manifest;
 use crate::project::Project;
 use crate::record::{RECORD_FILE, Record, TouchedFile};
@@ -25,7 +25,7 @@ pub struct NotWrapped {
 
 /// Runs `dylib-dev unwrap`.
 pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
-    let project = Project::load(&args.package, false)?;
+    let project = Project::load(&args.package.selector(), false)?;
     let _lock = crate::lock::WorkspaceLock::acquire(project.workspace_root().as_std_path(), quiet)?;
     let layout = Layout::of(&project);
     let Some(record) = Record::load(&layout.deps_dir)? else {

@@ -5,7 +5,7 @@
 //! serde + serde_json + regex from failing with "cannot satisfy dependencies so `serde` only shows
 //! up once" (the diamond that one-wrapper-per-crate tools hit). The user's own dependency entries
 //! and `use` lines stay untouched; without the feature the build is exactly what it was.
-use crate::cli::WrapArgs;
+use crate::commands::wrap::WrapArgs;
 use crate::manifest::{self, Manifest, ManifestError};
 use crate::project::{Project, ProjectError};
 use crate::record::{Record, RecordError};
@@ -388,7 +388,7 @@ pub fn command(args: &WrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         return Err(WrapError::NothingNamed.into());
     }
     // A light first load (no resolve, writes nothing) answers the questions that need no graph.
-    let light = Project::load(&args.package, false)?;
+    let light = Project::load(&args.package.selector(), false)?;
     // Everything from here on reads what another run may be writing: one run at a time.
     let _lock = crate::lock::WorkspaceLock::acquire(light.workspace_root().as_std_path(), quiet)?;
     let lockfile = light
@@ -405,7 +405,7 @@ pub fn command(args: &WrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         find_dependency(&user.doc, name, &light.package().name, &user.path)?;
     }
     // Resolving the graph may create Cargo.lock; a refused wrap must leave nothing behind.
-    let result = Project::load(&args.package, true)
+    let result = Project::load(&args.package.selector(), true)
         .map_err(anyhow::Error::from)
         .and_then(|project| plan_and_apply(args, &project, user, &lock_before, quiet));
     // A dry run writes nothing either.

@@ -1,28 +1,10 @@
 //! `cargo dylib-dev ...`: cargo runs `cargo-dylib-dev dylib-dev ...`; drop that first argument.
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // Started by a runner to stop what it started should it die (see `guard`).
-    if let Some(code) = dylib_dev::guard::run_as_guard() {
-        return code;
-    }
-    dylib_dev::guard::enable();
-    // Started by cargo as rustc's wrapper during a watch build: record, then become rustc.
-    if let Some(code) = dylib_dev::fastpath::run_as_rustc_wrapper() {
-        return code;
-    }
-    // Started by a tuned rustc as its linker: link the logic library against stubs.
-    if let Some(code) = dylib_dev::tuning::run_as_linker() {
-        return code;
-    }
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "dylib-dev") {
         args.remove(1);
     }
-    let cli = dylib_dev::cli::Cli::parse_from(args);
-    // Before logging: log lines are coloured by the same choice.
-    dylib_dev::ui::set_color(cli.global.color);
-    dylib_dev::logging::init(cli.global.verbose, cli.global.quiet);
-    dylib_dev::cli::exit_code(dylib_dev::cli::run(cli))
+    dylib_dev::cli::main(args)
 }

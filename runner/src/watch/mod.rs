@@ -5,7 +5,7 @@ pub mod model;
 pub mod route;
 pub mod session;
 
-use crate::cli::WatchArgs;
+use crate::commands::watch::WatchArgs;
 use std::process::ExitCode;
 
 /// Runs `dylib-dev watch`.
@@ -20,7 +20,7 @@ pub fn command(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     };
     // The same steps at the start and after every manifest change.
     let load = move || -> anyhow::Result<(model::WatchModel, cargo_metadata::Package)> {
-        let (_, metadata) = crate::project::load_metadata(&package_args, false)?;
+        let (_, metadata) = crate::project::load_metadata(&package_args.selector(), false)?;
         let model = model::WatchModel::from_metadata_and_flags(
             &metadata,
             host_override.as_deref(),

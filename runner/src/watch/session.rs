@@ -12,6 +12,7 @@ use crate::cargo::{BuildDiagnostic, BuildHandle, BuildOutcome};
 use crate::fastpath::{self, FastOutcome, Invocation};
 use crate::host::{self, HostProcess};
 use crate::reload::{HostEvent, Outcome, ReloadServer, SaveOutcome};
+use crate::signals::Stop;
 use crate::toolchain::Toolchain;
 use crate::ui;
 use anyhow::Context;
@@ -117,7 +118,7 @@ enum SwapVerdict {
     /// The host must restart with the new build, for this reason.
     Restart(String),
     /// Ctrl-C, SIGTERM or SIGHUP arrived while waiting for the host.
-    Interrupted(Signal),
+    Interrupted(Stop),
 }
 
 impl Session {
@@ -142,7 +143,7 @@ impl Session {
             let _ = tx.send(change);
         })
         .context("failed to watch the workspace")?;
-        let mut signals = Signals::new()?;
+        let mut signals = crate::signals::Signals::new()?;
 
         let mut pending: Option<Pending> = None;
         // The trailing edge: the next build starts once no change came for `debounce`.
@@ -557,7 +558,7 @@ impl Session {
         toolchain: &Toolchain,
         last: Products,
         version: &mut u64,
-        signals: &mut Signals,
+        signals: &mut crate::signals::Signals,
     ) -> anyhow::Result<Option<ExitCode>> {
         let Some(running) = host.as_ref() else {
             return Ok(None);
@@ -618,7 +619,7 @@ impl Session {
         built: Option<Duration>,
         warn: &str,
         since: Instant,
-        signals: &mut Signals,
+        signals: &mut crate::signals::Signals,
     ) -> SwapVerdict {
         // What the status lines say of the build: `None` when the host catches up on an earlier one.
         let rebuilt = |lib: &str| match built {
@@ -865,12 +866,12 @@ impl Session {
     }
 
     /// Stops the host after a signal (the build was cancelled already); the exit code to return.
-    async fn stop(&self, host: Option<Running>, signal: Signal) -> ExitCode {
+    async fn stop(&self, host: Option<Running>, signal: Stop) -> ExitCode {
         if let Some(h) = host {
             let _ = h.process.stop(self.model.stop_timeout).await;
         }
         // After a hang-up the terminal is gone: a line written to it would fail.
-        if signal != Signal::HangUp {
+        if signal != Stop::HangUp {
             self.status("Stopped", "watcher, host and builds");
         }
         signal.exit_code()
@@ -891,63 +892,5 @@ pub fn ms(d: Duration) -> String {
         format!("{} ms", d.as_millis())
     } else {
         format!("{:.1} s", d.as_secs_f64())
-    }
-}
-
-/// A signal that stops the watcher.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Signal {
-    /// Ctrl-C.
-    Interrupt,
-    /// SIGTERM.
-    Terminate,
-    /// SIGHUP: the terminal closed.
-    HangUp,
-}
-
-impl Signal {
-    /// 128 + the signal's number, as a shell reports a process killed by it.
-    fn exit_code(self) -> ExitCode {
-        ExitCode::from(match self {
-            Signal::Interrupt => 130,
-            Signal::Terminate => 143,
-            Signal::HangUp => 129,
-        })
-    }
-}
-
-/// Ctrl-C, SIGTERM and SIGHUP: each stops builds and the host before the watcher exits.
-struct Signals {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    hangup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> anyhow::Result<Signals> {
-        #[cfg(unix)]
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Signals {
-            #[cfg(unix)]
-            term: signal(SignalKind::terminate())
-                .context("failed to install the SIGTERM handler")?,
-            #[cfg(unix)]
-            hangup: signal(SignalKind::hangup()).context("failed to install the SIGHUP handler")?,
-        })
-    }
-
-    async fn recv(&mut self) -> Signal {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => Signal::Interrupt,
-            _ = self.term.recv() => Signal::Terminate,
-            _ = self.hangup.recv() => Signal::HangUp,
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-            Signal::Interrupt
-        }
     }
 }
