@@ -38,6 +38,9 @@ pub enum Command {
     Init(commands::init::InitArgs),
     /// Undo `init`: restore every file it touched and remove what it created.
     Deinit(commands::deinit::DeinitArgs),
+    /// Print a completion script for a shell (e.g. `dylib-dev completions bash >
+    /// ~/.local/share/bash-completion/completions/dylib-dev`).
+    Completions(commands::completions::CompletionsArgs),
 }
 
 /// Runs the parsed command line.
@@ -54,6 +57,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::New(args) => commands::new::run(args, global),
         Command::Init(args) => commands::init::run(args, global),
         Command::Deinit(args) => commands::deinit::run(args, global),
+        Command::Completions(args) => {
+            commands::completions::run(args, &mut <Cli as clap::CommandFactory>::command())
+        }
     }
 }
 

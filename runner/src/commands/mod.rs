@@ -3,6 +3,7 @@
 pub mod args;
 pub mod bench;
 pub mod build;
+pub mod completions;
 pub mod deinit;
 pub mod doctor;
 pub mod init;
