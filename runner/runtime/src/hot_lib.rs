@@ -10,7 +10,7 @@
 use crate::boundary::{
     Monitor, ensure_panic_hook, recheck_panic_hook, start_watchdog, take_raised,
 };
-use crate::channel::{Channel, FirstBuild};
+use crate::channel::{Channel, FirstBuild, Handler};
 use crate::private_dir::{PrivateDir, default_base};
 use crate::protocol::{self, Failed, Hello, SwapTiming, Swapped, ToRunner};
 use crate::symbols::{SymbolSource, Symbols};
@@ -750,7 +750,7 @@ impl<S: Symbols> Shared<S> {
     }
 
     /// Handles a reload request from the runner (on the control thread).
-    pub(crate) fn handle_reload(&self, req: &protocol::Reload) {
+    fn handle_reload(&self, req: &protocol::Reload) {
         let prepared = match self.prepare(&req.path, req.hash.as_deref(), req.version) {
             Ok(prepared) => prepared,
             Err(e) => {
@@ -808,11 +808,6 @@ impl<S: Symbols> Shared<S> {
         self.monitor.send(msg);
     }
 
-    /// Sends `msg` to the runner, if one is connected.
-    pub(crate) fn send_to_runner(&self, msg: &ToRunner) {
-        self.send(msg);
-    }
-
     /// The layout guard: the new library's exported layout against the host's view (if the host
     /// declares one) and against the running version's (if it exported one).
     fn check_layout(&self, lib: &Library, artifact: &Path) -> Result<Option<Layout>, Error> {
@@ -847,6 +842,21 @@ impl<S: Symbols> Shared<S> {
             }
         }
         Ok(exported)
+    }
+}
+
+/// The control thread's requests, handled by the engine.
+impl<S: Symbols> Handler for Shared<S> {
+    fn name(&self) -> &str {
+        Shared::name(self)
+    }
+
+    fn reload(&self, req: &protocol::Reload) {
+        self.handle_reload(req);
+    }
+
+    fn send(&self, msg: &ToRunner) {
+        Shared::send(self, msg);
     }
 }
 
