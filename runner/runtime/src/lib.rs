@@ -158,9 +158,11 @@
 extern crate self as dylib_dev_runtime;
 
 mod boundary;
+mod builder;
 mod channel;
 #[cfg(target_os = "linux")]
 mod elf;
+mod engine;
 mod error;
 mod hash;
 mod hot_lib;
@@ -171,18 +173,19 @@ pub mod private_dir;
 pub mod protocol;
 pub mod state;
 mod symbols;
+mod version;
 
 pub use boundary::{CallContext, CallSite, Panic, call_boundary, resume_panic};
+pub use builder::{Builder, SwapPolicy, artifact_file_name};
 /// `#[derive(Layout)]`: describes a struct's fields or an enum's variants to the layout guard.
 pub use dylib_dev_macros::Layout;
 #[cfg(target_os = "linux")]
 #[doc(hidden)]
 pub use elf::must_stay_mapped as __must_stay_mapped;
+pub use engine::ReloadEvent;
 pub use error::Error;
 pub use hash::{HASH_PREFIX, hash_file};
-pub use hot_lib::{
-    Builder, Guard, HotLib, LazyHotLib, ReloadEvent, SwapPolicy, artifact_file_name,
-};
+pub use hot_lib::{Guard, HotLib, LazyHotLib};
 #[doc(hidden)]
 pub use layout::field_type_name as __field_type_name;
 #[doc(hidden)]
