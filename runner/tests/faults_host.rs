@@ -1,8 +1,9 @@
 //! The fault suite, the running host's half: what goes wrong in a hot-reload loop while the host
 //! runs (logic that panics or hangs, a changed layout, reloads under load, leftover threads, a
-//! crashed host or runner), end to end, each test asserting that nothing is lost. The real binary
-//! watches a temp copy of `tests/fixtures/faults` (a host keeping a counter in a `Persistent`, a
-//! logic library `flogic` that also defines the state type). The files' half is `faults_files.rs`.
+//! crashed host or runner, a broken manifest), end to end, each test asserting that nothing is
+//! lost. The real binary watches a temp copy of `tests/fixtures/faults` (a host keeping a counter
+//! in a `Persistent`, a logic library `flogic` that also defines the state type). The files' half
+//! is `faults_files.rs`.
 mod common;
 
 use common::Fixture;
