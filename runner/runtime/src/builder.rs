@@ -35,6 +35,8 @@ pub struct Builder<S> {
     pub(crate) validate: Option<Validator<S>>,
     pub(crate) hang: Option<Duration>,
     pub(crate) unload: bool,
+    /// The runner's protocol ([`ENV_PROTOCOL`](protocol::ENV_PROTOCOL)), when it says.
+    pub(crate) runner_protocol: Option<u32>,
 }
 
 impl<S: Symbols> Builder<S> {
@@ -51,6 +53,7 @@ impl<S: Symbols> Builder<S> {
             validate: None,
             hang: None,
             unload: false,
+            runner_protocol: None,
         }
     }
 
@@ -66,6 +69,7 @@ impl<S: Symbols> Builder<S> {
         b.hang = var(protocol::ENV_HANG_MS)
             .and_then(|v| v.to_str()?.parse().ok())
             .map(Duration::from_millis);
+        b.runner_protocol = var(protocol::ENV_PROTOCOL).and_then(|v| v.to_str()?.parse().ok());
         b
     }
 

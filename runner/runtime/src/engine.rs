@@ -100,7 +100,16 @@ impl<S: Symbols> Shared<S> {
         let copies = PrivateDir::create(&base, COPIES_PREFIX)
             .map_err(|source| Error::PrivateDir { base, source })?;
         let channel = match &builder.socket {
-            Some(path) => Some(Channel::connect(path)?),
+            Some(path) => {
+                let channel = Channel::connect(path)?;
+                match builder.runner_protocol {
+                    Some(runner) if runner != protocol::PROTOCOL_VERSION => {
+                        refuse_runner(channel, &builder.name, runner);
+                        None
+                    }
+                    _ => Some(channel),
+                }
+            }
             None => None,
         };
         let hang = builder
@@ -374,4 +383,24 @@ impl<S: Symbols> Handler for Shared<S> {
     fn send(&self, msg: &ToRunner) {
         Shared::send(self, msg);
     }
+}
+
+/// A runner that speaks protocol `runner`, not this crate's: says hello all the same (a runner
+/// checks the hello and reports the mismatch on its side too), hangs up, and says why the library
+/// runs without reloading.
+fn refuse_runner(channel: Channel, lib: &str, runner: u32) {
+    channel.send(&ToRunner::Hello(Hello {
+        protocol: protocol::PROTOCOL_VERSION,
+        pid: std::process::id(),
+        lib: lib.to_string(),
+        version: 0,
+        hash: String::new(),
+        // It will not answer a `save`.
+        save: false,
+    }));
+    channel.shutdown();
+    eprintln!(
+        "dylib-dev: `{lib}` runs without reloading in this process: {}",
+        protocol::runner_protocol_mismatch(runner)
+    );
 }

@@ -107,6 +107,7 @@
 //! | `DYLIB_DEV_SOCKET` | the runner's control socket; without it nothing reloads |
 //! | `DYLIB_DEV_DIR` | a private directory for the host's copies (default `$XDG_RUNTIME_DIR`, else the temp dir) |
 //! | `DYLIB_DEV_HANG_MS` | a call running this long is reported stuck (default 10000) |
+//! | `DYLIB_DEV_PROTOCOL` | the runner's protocol; a host that speaks another runs without reloading |
 //! | `DYLIB_DEV_STATE` | the hand-off file of `state::Persistent` |
 //! | `DYLIB_DEV_STATE_REJECTED` | where a saved state that no longer deserializes is kept |
 //!
