@@ -103,8 +103,9 @@ impl<S: Symbols> HotLib<S> {
         self.shared.loader.copies_dir()
     }
 
-    /// A safe point: swaps in a pending version ([`SwapPolicy::OnUpdate`](crate::SwapPolicy::OnUpdate)) and returns the newest
-    /// reload event not yet returned by `update` or [`HotLib::wait_for_reload`].
+    /// A safe point: swaps in a pending version
+    /// ([`SwapPolicy::OnUpdate`](crate::SwapPolicy::OnUpdate)) and returns the newest reload event
+    /// not yet returned by `update` or [`HotLib::wait_for_reload`].
     pub fn update(&self) -> Option<ReloadEvent> {
         let pending = self.shared.state().pending.take();
         if let Some(prepared) = pending {
