@@ -283,6 +283,10 @@ impl ReloadServer {
                 protocol::ENV_STATE.to_string(),
                 self.state_file().into_os_string(),
             ),
+            (
+                protocol::ENV_PROTOCOL.to_string(),
+                protocol::PROTOCOL_VERSION.to_string().into(),
+            ),
         ];
         if let Some(hang) = self.hang {
             env.push((
@@ -456,6 +460,16 @@ impl ReloadServer {
                     "{who} is not the host the runner started (pid {pid}); a process that inherited its environment is not served"
                 ),
             });
+            let _ = conn.writer.write_all(refusal.encode().as_bytes());
+            let _ = conn.writer.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        // A host whose runtime speaks another protocol cannot be served: say why on both ends.
+        if conn.hello.protocol != protocol::PROTOCOL_VERSION {
+            let reason =
+                protocol::host_protocol_mismatch(conn.hello.protocol, env!("CARGO_PKG_VERSION"));
+            tracing::warn!("`{}` cannot reload: {reason}", conn.hello.lib);
+            let refusal = ToHost::Refused(protocol::Refused { reason });
             let _ = conn.writer.write_all(refusal.encode().as_bytes());
             let _ = conn.writer.shutdown(std::net::Shutdown::Both);
             return;

@@ -1,13 +1,24 @@
 //! The host's end of the control socket: a connection per library, and the thread that receives
 //! reload requests the moment the runner sends them (no polling).
+//!
+//! Transport only: what a request does is the [`Handler`]'s business (the library's reload
+//! engine implements it), so this file names nothing of the engine.
 
 use crate::Error;
-use crate::hot_lib::Shared;
-use crate::protocol::ToRunner;
-use crate::symbols::Symbols;
+use crate::protocol::{Reload, ToRunner};
 use std::path::Path;
 use std::sync::Weak;
 use std::thread::JoinHandle;
+
+/// What the control thread does with the runner's requests for one library.
+pub(crate) trait Handler: Send + Sync + 'static {
+    /// The library's name: requests for other libraries are ignored.
+    fn name(&self) -> &str;
+    /// Loads and swaps in the build the runner announced (on the control thread).
+    fn reload(&self, req: &Reload);
+    /// Sends an answer (e.g. the saved state) to the runner.
+    fn send(&self, msg: &ToRunner);
+}
 
 #[cfg(unix)]
 pub(crate) use unix::{Channel, FirstBuild};
@@ -15,7 +26,7 @@ pub(crate) use unix::{Channel, FirstBuild};
 #[cfg(unix)]
 mod unix {
     use super::*;
-    use crate::protocol::{Reload, ToHost, same_lib};
+    use crate::protocol::{ToHost, same_lib};
     use std::io::{BufRead, BufReader, Write};
     use std::net::Shutdown;
     use std::os::unix::net::UnixStream;
@@ -117,10 +128,10 @@ mod unix {
             found
         }
 
-        /// Starts the thread that handles the runner's requests for `shared`'s library.
-        pub(crate) fn spawn_reader<S: Symbols>(
+        /// Starts the thread that passes the runner's requests for `handler`'s library to it.
+        pub(crate) fn spawn_reader<H: Handler>(
             &self,
-            shared: Weak<Shared<S>>,
+            handler: Weak<H>,
         ) -> Result<JoinHandle<()>, Error> {
             let reader = self
                 .reader
@@ -128,13 +139,13 @@ mod unix {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take()
                 .expect("one reader thread per connection");
-            let name = shared
+            let name = handler
                 .upgrade()
-                .map(|s| s.name().to_string())
+                .map(|h| h.name().to_string())
                 .unwrap_or_default();
             std::thread::Builder::new()
                 .name(format!("dylib-dev-{name}"))
-                .spawn(move || read_requests(reader, shared))
+                .spawn(move || read_requests(reader, handler))
                 .map_err(|source| Error::Connect {
                     path: self.path.clone(),
                     source,
@@ -143,7 +154,7 @@ mod unix {
     }
 
     /// Handles requests until the runner or the [`HotLib`](crate::HotLib) closes the connection.
-    fn read_requests<S: Symbols>(reader: BufReader<UnixStream>, shared: Weak<Shared<S>>) {
+    fn read_requests<H: Handler>(reader: BufReader<UnixStream>, handler: Weak<H>) {
         for line in reader.lines() {
             let Ok(line) = line else { return };
             // Anything else is from a newer runner; ignoring it keeps this host working.
@@ -151,21 +162,21 @@ mod unix {
                 continue;
             };
             // Weak: the thread must not keep a dropped library alive.
-            let Some(shared) = shared.upgrade() else {
+            let Some(handler) = handler.upgrade() else {
                 return;
             };
             match msg {
-                ToHost::Reload(req) if same_lib(&req.lib, shared.name()) => {
-                    shared.handle_reload(&req);
+                ToHost::Reload(req) if same_lib(&req.lib, handler.name()) => {
+                    handler.reload(&req);
                 }
                 ToHost::Reload(_) => {}
                 ToHost::Save(save) => {
-                    shared.send_to_runner(&crate::state::save_for_runner(save.timeout));
+                    handler.send(&crate::state::save_for_runner(save.timeout));
                 }
                 ToHost::Refused(r) => {
                     eprintln!(
                         "dylib-dev: `{}` runs without reloading in this process: {}",
-                        shared.name(),
+                        handler.name(),
                         r.reason
                     );
                     return;
@@ -181,7 +192,7 @@ pub(crate) struct Channel(());
 
 #[cfg(not(unix))]
 pub(crate) enum FirstBuild {
-    Reload(crate::protocol::Reload),
+    Reload(Reload),
     Refused(String),
 }
 
@@ -209,10 +220,7 @@ impl Channel {
         unreachable!("no channel can be connected")
     }
 
-    pub(crate) fn spawn_reader<S: Symbols>(
-        &self,
-        _: Weak<Shared<S>>,
-    ) -> Result<JoinHandle<()>, Error> {
+    pub(crate) fn spawn_reader<H: Handler>(&self, _: Weak<H>) -> Result<JoinHandle<()>, Error> {
         unreachable!("no channel can be connected")
     }
 }

@@ -107,6 +107,7 @@
 //! | `DYLIB_DEV_SOCKET` | the runner's control socket; without it nothing reloads |
 //! | `DYLIB_DEV_DIR` | a private directory for the host's copies (default `$XDG_RUNTIME_DIR`, else the temp dir) |
 //! | `DYLIB_DEV_HANG_MS` | a call running this long is reported stuck (default 10000) |
+//! | `DYLIB_DEV_PROTOCOL` | the runner's protocol; a host that speaks another runs without reloading |
 //! | `DYLIB_DEV_STATE` | the hand-off file of `state::Persistent` |
 //! | `DYLIB_DEV_STATE_REJECTED` | where a saved state that no longer deserializes is kept |
 //!
@@ -158,9 +159,11 @@
 extern crate self as dylib_dev_runtime;
 
 mod boundary;
+mod builder;
 mod channel;
 #[cfg(target_os = "linux")]
 mod elf;
+mod engine;
 mod error;
 mod hash;
 mod hot_lib;
@@ -171,18 +174,19 @@ pub mod private_dir;
 pub mod protocol;
 pub mod state;
 mod symbols;
+mod version;
 
 pub use boundary::{CallContext, CallSite, Panic, call_boundary, resume_panic};
+pub use builder::{Builder, SwapPolicy, artifact_file_name};
 /// `#[derive(Layout)]`: describes a struct's fields or an enum's variants to the layout guard.
 pub use dylib_dev_macros::Layout;
 #[cfg(target_os = "linux")]
 #[doc(hidden)]
 pub use elf::must_stay_mapped as __must_stay_mapped;
+pub use engine::ReloadEvent;
 pub use error::Error;
 pub use hash::{HASH_PREFIX, hash_file};
-pub use hot_lib::{
-    Builder, Guard, HotLib, LazyHotLib, ReloadEvent, SwapPolicy, artifact_file_name,
-};
+pub use hot_lib::{Guard, HotLib, LazyHotLib};
 #[doc(hidden)]
 pub use layout::field_type_name as __field_type_name;
 #[doc(hidden)]

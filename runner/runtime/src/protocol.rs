@@ -35,6 +35,10 @@
 //! still loading its data) says hello with an empty `hash` and waits: the runner answers with a
 //! `reload` of its newest build, which the host takes as its first version. The runner serves only
 //! the process it started: any other (a child that inherited the environment) gets `refused`.
+//!
+//! The hello's `protocol` is the handshake: a runner refuses a host that speaks another protocol,
+//! and a host refuses a runner whose [`ENV_PROTOCOL`] names another; each side says which versions
+//! differ and what to update ([`host_protocol_mismatch`], [`runner_protocol_mismatch`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -42,6 +46,37 @@ use std::time::Duration;
 
 /// The protocol revision this crate speaks; sent in [`Hello`].
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// This crate's version, named when a host and a runner speak different protocols.
+pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Environment variable: the runner's [`PROTOCOL_VERSION`], so a host can refuse a runner that
+/// speaks another. Runners that do not set it speak protocol 1.
+pub const ENV_PROTOCOL: &str = "DYLIB_DEV_PROTOCOL";
+
+/// Why a runner of version `runner`, speaking [`PROTOCOL_VERSION`], refuses a host whose
+/// [`Hello`] says protocol `host`: both protocols, and what to update (the hello does not name
+/// the host's runtime version; its copy's `Cargo.toml` does).
+pub fn host_protocol_mismatch(host: u32, runner: &str) -> String {
+    format!(
+        "the host's dylib-dev-runtime speaks reload protocol {host}; this dylib-dev {runner} speaks \
+         protocol {PROTOCOL_VERSION}: update the project's dylib-dev-runtime copy to {runner} \
+         (replace `dylib-dev-runtime/` with the runtime of dylib-dev {runner}, or depend on \
+         `dylib-dev-runtime = \"{runner}\"`), or install the dylib-dev of that copy \
+         (`cargo install dylib-dev --version <the version in dylib-dev-runtime/Cargo.toml>`)"
+    )
+}
+
+/// Why a host linking this crate refuses a runner that speaks protocol `runner` (its
+/// [`ENV_PROTOCOL`]): both versions, and what to update.
+pub fn runner_protocol_mismatch(runner: u32) -> String {
+    format!(
+        "this host links dylib-dev-runtime {RUNTIME_VERSION} (reload protocol {PROTOCOL_VERSION}); \
+         the dylib-dev that started it speaks protocol {runner}: update the project's \
+         dylib-dev-runtime copy to that dylib-dev's version (`dylib-dev --version`), or install \
+         dylib-dev {RUNTIME_VERSION} (`cargo install dylib-dev --version {RUNTIME_VERSION}`)"
+    )
+}
 
 /// Environment variable: path of the runner's control socket (a Unix domain socket).
 pub const ENV_SOCKET: &str = "DYLIB_DEV_SOCKET";
@@ -696,6 +731,31 @@ fn bytes_path(b: Vec<u8>) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_protocol_mismatch_names_both_versions_and_what_to_update() {
+        let other = PROTOCOL_VERSION + 1;
+        let runner_side = host_protocol_mismatch(other, "9.8.7");
+        for part in [
+            format!("reload protocol {other}"),
+            format!("dylib-dev 9.8.7 speaks protocol {PROTOCOL_VERSION}"),
+            "update the project's dylib-dev-runtime copy to 9.8.7".to_string(),
+            "cargo install dylib-dev --version".to_string(),
+        ] {
+            assert!(
+                runner_side.contains(&part),
+                "{part:?} not in {runner_side:?}"
+            );
+        }
+        let host_side = runner_protocol_mismatch(other);
+        for part in [
+            format!("dylib-dev-runtime {RUNTIME_VERSION} (reload protocol {PROTOCOL_VERSION})"),
+            format!("speaks protocol {other}"),
+            format!("cargo install dylib-dev --version {RUNTIME_VERSION}"),
+        ] {
+            assert!(host_side.contains(&part), "{part:?} not in {host_side:?}");
+        }
+    }
 
     #[test]
     fn reload_round_trips_odd_paths() {
