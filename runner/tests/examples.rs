@@ -6,6 +6,13 @@
 //! example builds its dependencies at opt-level 1; bevy about 2 min); the templates pin the
 //! examples' versions in their `Cargo.lock`, so after the examples only their own crates and
 //! their deps dylib are built; the swaps take seconds.
+//!
+//! The Bevy game and template are built with their `window` feature and run `--headless`: the
+//! window test (`tests/window.rs`) needs those features, and with one feature set bevy compiles
+//! once for the three tests instead of twice (the window features change the features of most of
+//! bevy's crates, so a headless-only build shares almost nothing with the window build). The
+//! headless run is the same code with or without the feature: `--headless` adds Bevy's
+//! `MinimalPlugins` and no window, as a build without the feature does.
 mod common;
 
 use common::watch::{CHANGE, Watch, serial};
@@ -14,6 +21,12 @@ use std::time::{Duration, Instant};
 
 /// A cold build of polars or bevy into a fresh target dir, on a slow machine.
 const COLD_START: Duration = Duration::from_secs(40 * 60);
+
+/// `watch`'s arguments for a Bevy project whose host package is `host`: its `window` feature, the
+/// feature set the window test builds (see the module's docs).
+fn bevy_features(host: &str) -> [String; 2] {
+    ["-F".to_string(), format!("{host}/window")]
+}
 
 /// The polars REPL keeps its DataFrame across a swap: the data is loaded once, the edited
 /// analysis runs again on it in the same process and prints the new table.
@@ -83,7 +96,13 @@ fn bevy_game_swaps_systems_and_keeps_entities_and_resources() {
     let _serial = serial();
     let fx = Fixture::copy_example("bevy-game");
     let started = Instant::now();
-    let watch = Watch::start_with(fx.path(), &["--headless", "--report-ms", "100"]);
+    let features = bevy_features("bevy-game");
+    let watch = Watch::spawn_with(
+        fx.path(),
+        &[&features[0], &features[1]],
+        &[],
+        &["--headless", "--report-ms", "100"],
+    );
     let (_, hello) = watch.wait_out(0, COLD_START, |l| l.starts_with("bevy-game: pid"));
     let pid = number_after(&hello, "pid ");
     // Wait until some balls are in play.
@@ -154,7 +173,13 @@ fn render(template: &str, name: &str) -> (Fixture, std::path::PathBuf) {
 
 /// A rendered heavy template builds in dynamic mode under `watch` (polars or bevy from the deps
 /// dylib `new` generated), prints `marker`, and an edit of it in the logic is swapped in.
-fn template_swaps(template: &str, name: &str, host_args: &[&str], marker: &str) {
+fn template_swaps(
+    template: &str,
+    name: &str,
+    watch_args: &[&str],
+    host_args: &[&str],
+    marker: &str,
+) {
     let _serial = serial();
     let (_fx, project) = render(template, name);
     assert!(
@@ -162,7 +187,7 @@ fn template_swaps(template: &str, name: &str, host_args: &[&str], marker: &str) 
         "`new` wrapped the heavy dependency"
     );
     let started = Instant::now();
-    let watch = Watch::start_with(&project, host_args);
+    let watch = Watch::spawn_with(&project, watch_args, &[], host_args);
     let (at, _) = watch.wait_out(0, COLD_START, |l| l.contains(marker));
     eprintln!(
         "{template} template, first build and run: {:.0} s",
@@ -194,6 +219,7 @@ fn polars_template_renders_builds_and_swaps() {
     template_swaps(
         "polars",
         "tpl-trips",
+        &[],
         &["--rows", "100000"],
         "revenue by pickup zone",
     );
@@ -201,9 +227,11 @@ fn polars_template_renders_builds_and_swaps() {
 
 #[test]
 fn bevy_template_renders_builds_and_swaps() {
+    let features = bevy_features("tpl-game");
     template_swaps(
         "bevy",
         "tpl-game",
+        &[&features[0], &features[1]],
         &["--headless", "--report-ms", "100"],
         "bouncing",
     );

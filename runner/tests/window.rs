@@ -7,8 +7,8 @@
 //! loads). Where one is missing the test prints `SKIPPED: ...` (even without `--nocapture`) and
 //! passes, except in CI (`CI=true` or `DYLIB_DEV_REQUIRE_DISPLAY=1`), where it fails. `DYLIB_DEV_SCREENSHOT_DIR=<dir>` keeps the two screenshots there (PPM).
 //!
-//! The window build shares the e2e target dir with the headless one (`tests/examples.rs`): bevy's
-//! crates whose features the window does not change are built once.
+//! The window build shares the e2e target dir with the headless ones (`tests/examples.rs`), which
+//! build with the same `window` feature and run `--headless`: bevy compiles once for all of them.
 mod common;
 
 use common::watch::{CHANGE, Watch, serial};
