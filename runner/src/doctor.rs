@@ -390,10 +390,10 @@ fn check_project(args: &DoctorArgs) -> Vec<Check> {
         }
     };
     let package = project.package();
-    let deps_crate = crate::wrap::Layout::of(&project).deps_crate;
-    let has_feature = package.features.contains_key(crate::wrap::FEATURE);
+    let deps_crate = crate::deps_crate::Layout::of(&project).deps_crate;
+    let has_feature = package.features.contains_key(crate::deps_crate::FEATURE);
     let has_deps = package.dependencies.iter().any(|d| d.name == deps_crate);
-    let feature = crate::wrap::FEATURE;
+    let feature = crate::deps_crate::FEATURE;
     let wrapped = match (has_feature, has_deps) {
         (true, true) => Check::ok(
             "wrapped",

@@ -22,7 +22,7 @@ pub enum DynamicError {
     /// The package has no `dynamic` feature.
     #[error(
         "package `{package}` is not wrapped: `{manifest}` has no `{feature}` feature\n  help: run `dylib-dev wrap <CRATE>...` (or `dylib-dev wrap --auto`) first; it makes the heavy dependencies one dylib behind that feature",
-        feature = crate::wrap::FEATURE
+        feature = crate::deps_crate::FEATURE
     )]
     NotWrapped { package: String, manifest: PathBuf },
     /// `run` on a package without binaries.
@@ -47,7 +47,7 @@ pub enum DynamicError {
 
 /// Refuses a package that `wrap` has not prepared (no `dynamic` feature).
 pub fn ensure_wrapped(package: &Package) -> Result<(), DynamicError> {
-    if package.features.contains_key(crate::wrap::FEATURE) {
+    if package.features.contains_key(crate::deps_crate::FEATURE) {
         Ok(())
     } else {
         Err(DynamicError::NotWrapped {
@@ -100,7 +100,7 @@ pub fn dynamic_build(project: &Project, features: &[String], release: bool) -> C
     let mut build = CargoBuild::new()
         .manifest_path(package.manifest_path.as_std_path())
         .package(package.name.as_str())
-        .feature(crate::wrap::FEATURE)
+        .feature(crate::deps_crate::FEATURE)
         .features(features.iter().cloned())
         .release(release)
         .target_dir(project.dynamic_target_dir().as_std_path())

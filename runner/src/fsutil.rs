@@ -186,6 +186,11 @@ pub fn write_atomic_step(path: &Path, contents: &[u8], step: Option<&str>) -> st
     Ok(())
 }
 
+/// Whether `dir` is a directory with nothing in it (`false` if it cannot be read).
+pub fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
+}
+
 /// Creates the file `path` (and its directory), which must not exist yet, with `contents`, and
 /// flushes it to disk. Unlike [`write_atomic`] it gets the usual permissions (`0o666` less the
 /// umask): it is a new file of the user's project, not a replacement.

@@ -15,7 +15,6 @@
 //!
 //! A second run waits, as cargo waits for its own locks, and says once that it does. Within one
 //! process the lock is re-entrant: `init` runs `wrap` and `deinit` runs `unwrap` while holding it.
-use crate::ui;
 use anyhow::Context;
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
@@ -40,6 +39,19 @@ fn held() -> std::sync::MutexGuard<'static, Vec<Held>> {
     HELD.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What the caller may want to tell the user while taking the lock (the engine prints nothing).
+#[derive(Debug)]
+pub enum LockNotice<'a> {
+    /// Another run holds the workspace `root`: this one waits for it.
+    Blocking { root: &'a Path },
+    /// The file system cannot lock (some network mounts): going on without the lock, as before
+    /// locks existed.
+    Unlockable {
+        root: &'a Path,
+        error: &'a std::io::Error,
+    },
+}
+
 /// Held while a command changes a workspace; dropping the last guard releases the lock.
 #[must_use = "the workspace is unlocked as soon as the guard is dropped"]
 #[derive(Debug)]
@@ -58,8 +70,11 @@ impl WorkspaceLock {
     }
 
     /// Locks the workspace whose root directory is `root`, waiting while another dylib-dev run
-    /// holds it (and saying so, unless `quiet`).
-    pub fn acquire(root: &Path, quiet: bool) -> anyhow::Result<WorkspaceLock> {
+    /// holds it; `notice` hears of the wait (before it) and of a file system without locks.
+    pub fn acquire(
+        root: &Path,
+        notice: &mut dyn FnMut(LockNotice<'_>),
+    ) -> anyhow::Result<WorkspaceLock> {
         let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
         let thread = std::thread::current().id();
         if let Some(entry) = held()
@@ -74,24 +89,16 @@ impl WorkspaceLock {
         match handle.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                if !quiet {
-                    ui::status(
-                        "Blocking",
-                        format!(
-                            "waiting for the lock on workspace `{}`: another `dylib-dev` wrap, unwrap, init or deinit is changing it",
-                            root.display()
-                        ),
-                    );
-                }
+                notice(LockNotice::Blocking { root: &root });
                 handle.lock().with_context(|| {
                     format!("failed to lock the workspace `{}`", root.display())
                 })?;
             }
             // A file system without locks (some network mounts): carry on, as before locks.
-            Err(TryLockError::Error(e)) => ui::warn(format!(
-                "could not lock the workspace `{}` ({e}); make sure no other dylib-dev run changes it at the same time",
-                root.display()
-            )),
+            Err(TryLockError::Error(e)) => notice(LockNotice::Unlockable {
+                root: &root,
+                error: &e,
+            }),
         }
         held().push(Held {
             root: root.clone(),
@@ -152,8 +159,8 @@ mod tests {
     #[test]
     fn reentrant_in_one_process_and_exclusive_against_another_handle() {
         let dir = tempfile::tempdir().unwrap();
-        let outer = WorkspaceLock::acquire(dir.path(), true).unwrap();
-        let inner = WorkspaceLock::acquire(dir.path(), true).unwrap();
+        let outer = WorkspaceLock::acquire(dir.path(), &mut |_| {}).unwrap();
+        let inner = WorkspaceLock::acquire(dir.path(), &mut |_| {}).unwrap();
         // Another open file description (as another process has) cannot take it.
         let other = File::open(dir.path()).unwrap();
         assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)));
@@ -162,7 +169,7 @@ mod tests {
         // Another thread of this process waits too, rather than re-entering.
         let path = dir.path().to_path_buf();
         let from_thread = std::thread::spawn(move || {
-            let guard = WorkspaceLock::acquire(&path, true).unwrap();
+            let guard = WorkspaceLock::acquire(&path, &mut |_| {}).unwrap();
             drop(guard);
         });
         std::thread::sleep(std::time::Duration::from_millis(100));

@@ -4,14 +4,13 @@
 //! Nothing is written unless everything is: the project is built in a temp dir next to the
 //! destination, checked with `cargo metadata`, and renamed into place in one step. The destination
 //! must not exist or be an empty directory; the names come from its last component (or `--name`).
-use crate::commands::{args::PackageArgs, new::NewArgs, wrap::WrapArgs};
+use crate::project::{Project, Selector};
 use crate::templates::{self, InvalidName, Names, RUNTIME_DIR, Template};
 use crate::watch::model::WatchModel;
-use crate::{fsutil, ui};
+use crate::wrap::WrapRequest;
+use crate::{fsutil, lock};
 use anyhow::Context;
-use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
-use std::process::ExitCode;
 
 /// What `new` refuses; nothing is written in any of these cases.
 #[derive(Debug, thiserror::Error)]
@@ -46,50 +45,8 @@ pub struct Created {
     pub host: String,
     /// The logic packages.
     pub logic: Vec<String>,
-}
-
-/// Runs `dylib-dev new`.
-pub fn command(args: &NewArgs, quiet: bool) -> anyhow::Result<ExitCode> {
-    let template = templates::find(&args.template).ok_or_else(|| NewError::UnknownTemplate {
-        name: args.template.clone(),
-        known: templates::names().join(", "),
-    })?;
-    let created = create(&args.path, args.name.as_deref(), &template)?;
-    if !quiet {
-        ui::status(
-            "Created",
-            format!(
-                "`{}` from the `{}` template: host `{}`, logic {}, runtime copy in {RUNTIME_DIR}/",
-                created.names.name,
-                template.name,
-                created.host,
-                created
-                    .logic
-                    .iter()
-                    .map(|l| format!("`{l}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-        );
-    }
-    let cwd = std::env::current_dir().ok();
-    let cd = if cwd.as_deref().map(normalize).as_deref() == Some(created.root.as_path()) {
-        String::new()
-    } else {
-        format!("cd {} && ", shell_quote(&args.path.display().to_string()))
-    };
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "Run it:\n\n    {cd}dylib-dev watch\n")?;
-    if let Some(edit) = &template.settings.edit {
-        let hint = template
-            .settings
-            .hint
-            .as_deref()
-            .map(|h| format!(": {h}"))
-            .unwrap_or_default();
-        writeln!(out, "then edit {edit}{hint}.")?;
-    }
-    Ok(ExitCode::SUCCESS)
+    /// Worth a warning (from the template's wrap), in the order they came up.
+    pub warnings: Vec<String>,
 }
 
 /// Writes `template` as a new project at `path`, named `name` or after the path's last component.
@@ -127,7 +84,8 @@ pub fn create(path: &Path, name: Option<&str>, template: &Template) -> anyhow::R
         })?
         .to_path_buf();
     let created_dirs = create_parents(&parent)?;
-    let result = build_and_place(&dest, &parent, &names, template);
+    let mut warnings = Vec::new();
+    let result = build_and_place(&dest, &parent, &names, template, &mut warnings);
     if result.is_err() {
         // Only directories this call made, innermost first, and only if still empty.
         for dir in created_dirs.iter().rev() {
@@ -140,6 +98,7 @@ pub fn create(path: &Path, name: Option<&str>, template: &Template) -> anyhow::R
         names,
         host,
         logic,
+        warnings,
     })
 }
 
@@ -149,6 +108,7 @@ fn build_and_place(
     parent: &Path,
     names: &Names,
     template: &Template,
+    warnings: &mut Vec<String>,
 ) -> anyhow::Result<(String, Vec<String>)> {
     let file_name = dest
         .file_name()
@@ -169,26 +129,18 @@ fn build_and_place(
     }
     // The rendered project must make sense to cargo and to `watch` before it lands anywhere.
     let manifest = root.join("Cargo.toml");
-    let package_args = PackageArgs {
+    let selector = Selector {
         manifest_path: Some(manifest.clone()),
         package: None,
     };
-    let (_, metadata) = crate::project::load_metadata(&package_args.selector(), false)
+    let (_, metadata) = crate::project::load_metadata(&selector, false)
         .with_context(|| format!("the `{}` template is broken", template.name))?;
     let model = WatchModel::from_metadata(&metadata, None)
         .with_context(|| format!("the `{}` template is broken", template.name))?;
     if !template.settings.wrap.is_empty() {
-        let args = WrapArgs {
-            package: PackageArgs {
-                manifest_path: Some(manifest),
-                package: Some(model.host.clone()),
-            },
-            crates: template.settings.wrap.clone(),
-            auto: false,
-            min_source_kib: crate::heavy::DEFAULT_MIN_SOURCE_KIB,
-            dry_run: false,
-        };
-        crate::wrap::command(&args, true).with_context(|| {
+        let selector = Selector::package_at(manifest, model.host.clone());
+        let wrapped = wrap_template(&selector, &template.settings.wrap, warnings);
+        wrapped.with_context(|| {
             format!(
                 "failed to wrap {} for the `{}` template",
                 template.settings.wrap.join(", "),
@@ -215,6 +167,41 @@ fn build_and_place(
     }
     let logic = model.logic.into_iter().map(|(name, _)| name).collect();
     Ok((model.host, logic))
+}
+
+/// The template's `wrap` list wrapped in the rendered project, as `dylib-dev wrap` would.
+fn wrap_template(
+    selector: &Selector,
+    crates: &[String],
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let light = Project::load(selector, false)?;
+    let _lock = lock::WorkspaceLock::acquire(
+        light.workspace_root().as_std_path(),
+        &mut |notice| {
+            if let lock::LockNotice::Unlockable { root, error } = notice {
+                warnings.push(format!(
+                "could not lock the workspace `{}` ({error}); make sure no other dylib-dev run changes it at the same time",
+                root.display()
+            ));
+            }
+        },
+    )?;
+    let request = WrapRequest {
+        selector: selector.clone(),
+        crates: crates.to_vec(),
+        auto_min_source_kib: None,
+        dry_run: false,
+    };
+    let applied = crate::wrap::wrap(&light, &request)?;
+    if let crate::wrap::Change::Written {
+        lockfile_settled: false,
+        ..
+    } = applied.change
+    {
+        warnings.push("could not update Cargo.lock; the next cargo command will".into());
+    }
+    Ok(())
 }
 
 /// Moves every entry of `from` into the empty directory `to`, all or none.
@@ -300,7 +287,7 @@ fn create_parents(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// `path` made absolute, with `.` and `..` resolved lexically.
-fn normalize(path: &Path) -> PathBuf {
+pub fn normalize(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let mut out = PathBuf::new();
     for component in absolute.components() {
@@ -315,16 +302,6 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// `text` as one shell word.
-fn shell_quote(text: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./~+@%:,".contains(c);
-    if !text.is_empty() && text.chars().all(plain) {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,13 +313,6 @@ mod tests {
         assert_eq!(suggest("My App").as_deref(), Some("my-app"));
         assert_eq!(suggest("2048").as_deref(), Some("app-2048"));
         assert_eq!(suggest("fn"), None);
-    }
-
-    #[test]
-    fn quotes_only_what_needs_it() {
-        assert_eq!(shell_quote("../my-app"), "../my-app");
-        assert_eq!(shell_quote("my app"), "'my app'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 
     #[test]

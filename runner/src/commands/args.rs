@@ -1,6 +1,6 @@
 //! Argument groups several commands share, and their translation into the engine's terms.
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Flags every subcommand takes.
 #[derive(Debug, Args)]
@@ -22,7 +22,66 @@ pub struct GlobalArgs {
         default_value = "auto",
         hide_env_values = true
     )]
-    pub color: crate::ui::ColorChoice,
+    pub color: Color,
+}
+
+/// `--color`'s values: clap's view of [`crate::ui::ColorChoice`], so `ui` names no clap type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Color {
+    /// On a terminal, unless `NO_COLOR` is set.
+    #[default]
+    Auto,
+    /// Always, also into a file or a pipe.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl From<Color> for crate::ui::ColorChoice {
+    fn from(color: Color) -> crate::ui::ColorChoice {
+        match color {
+            Color::Auto => crate::ui::ColorChoice::Auto,
+            Color::Always => crate::ui::ColorChoice::Always,
+            Color::Never => crate::ui::ColorChoice::Never,
+        }
+    }
+}
+
+impl GlobalArgs {
+    /// Locks the workspace at `root` for a command that changes it, saying why it waits (unless
+    /// `--quiet`) and warning on a file system without locks.
+    pub fn lock_workspace(&self, root: &Path) -> anyhow::Result<crate::lock::WorkspaceLock> {
+        let quiet = self.quiet;
+        crate::lock::WorkspaceLock::acquire(root, &mut |notice| match notice {
+            crate::lock::LockNotice::Blocking { root } => {
+                if !quiet {
+                    crate::ui::status(
+                        "Blocking",
+                        format!(
+                            "waiting for the lock on workspace `{}`: another `dylib-dev` wrap, unwrap, init or deinit is changing it",
+                            root.display()
+                        ),
+                    );
+                }
+            }
+            crate::lock::LockNotice::Unlockable { root, error } => crate::ui::warn(format!(
+                "could not lock the workspace `{}` ({error}); make sure no other dylib-dev run changes it at the same time",
+                root.display()
+            )),
+        })
+    }
+}
+
+/// Prints lines an engine composed for output several commands share (e.g. what `unwrap` did,
+/// which `deinit` shows too).
+pub fn show(lines: &[crate::report::Line]) {
+    for line in lines {
+        match line {
+            crate::report::Line::Status(verb, msg) => crate::ui::status(verb, msg),
+            crate::report::Line::Warn(msg) => crate::ui::warn(msg),
+            crate::report::Line::Note(msg) => crate::ui::note(msg),
+        }
+    }
 }
 
 /// Which package of which workspace, named as cargo names it.
