@@ -1,4 +1,8 @@
-//! Argument groups several commands share, and their translation into the engine's terms.
+//! Argument groups several commands share, their translation into the engine's terms, and the
+//! output several commands share (a command never calls another command).
+use crate::cargo::{BuildOutcome, CargoBuild, CargoStderr};
+use anyhow::Context;
+use cargo_metadata::Package;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -118,5 +122,50 @@ impl PackageArgs {
             manifest_path: self.manifest_path.clone(),
             package: self.package.clone(),
         }
+    }
+}
+
+/// Runs the build with cargo's stderr passed through, then prints the diagnostics (errors
+/// first) and fails with a one-line summary if the build failed.
+pub fn build_and_report(build: CargoBuild, package: &Package) -> anyhow::Result<BuildOutcome> {
+    // Our own process group would keep the terminal's Ctrl-C from reaching cargo; a one-shot
+    // build should stop on Ctrl-C exactly like plain cargo.
+    let build = build.stderr(CargoStderr::Inherit).own_process_group(false);
+    let outcome = build.run().context("failed to run the dynamic build")?;
+    outcome
+        .write_diagnostics(&mut std::io::stderr().lock())
+        .context("failed to write diagnostics")?;
+    let counts = outcome.counts();
+    if !outcome.success {
+        let detail = if counts.is_empty() {
+            format!("cargo exited with {}", outcome.status)
+        } else {
+            counts
+        };
+        anyhow::bail!("dynamic build of `{}` failed ({detail})", package.name);
+    }
+    // cargo's own `Finished ... in 0.5s` line already went by on the inherited stderr.
+    if !counts.is_empty() {
+        crate::ui::warn(format_args!(
+            "`{}` (dynamic build) generated {counts}",
+            package.name
+        ));
+    }
+    Ok(outcome)
+}
+
+/// Warns when `.cargo/config.toml` rustflags would be silently ignored by our RUSTFLAGS.
+pub fn warn_about_config_rustflags() {
+    if crate::cargo::env_rustflags_set() {
+        // The user's environment already overrides config rustflags for their own builds too.
+        return;
+    }
+    let Ok(cwd) = std::env::current_dir() else {
+        return;
+    };
+    for found in crate::cargo::config_rustflags(&cwd) {
+        crate::ui::warn(format_args!(
+            "{found} is ignored by dynamic builds: cargo drops config rustflags when RUSTFLAGS is set, and dylib-dev sets it for `-C prefer-dynamic`\n  help: put those flags in RUSTFLAGS as well; dylib-dev keeps them and appends its own"
+        ));
     }
 }
