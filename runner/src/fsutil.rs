@@ -37,6 +37,8 @@ pub fn crash_point(step: &str) {
         return;
     };
     if wanted == "?" {
+        // The one print of the engine, on purpose (`.ci/layers` lists it): a test hook that only
+        // `DYLIB_DEV_TEST_CRASH_AFTER=?` turns on, read by tests, never output for the user.
         eprintln!("crash point: {step}");
     } else if wanted == step {
         #[cfg(unix)]

@@ -33,15 +33,14 @@ mod undo;
 pub use crate::journal::INIT_RECORD_FILE;
 pub use guidance::guidance;
 pub use places::Places;
-pub use report::{Event, InitError};
-pub use undo::{Deinited, deinit};
+pub use report::{Event, InitError, InitFailed};
+pub use undo::{DeinitError, Deinited, deinit};
 
 use crate::journal::{GeneratedFile, InitRecord, Record, TouchedFile};
 use crate::manifest::Manifest;
 use crate::project::{Project, Selector};
 use crate::wrap::{self, WrapRequest};
 use crate::{fsutil, heavy};
-use anyhow::Context;
 use std::path::PathBuf;
 
 /// What an `init` is asked to do.
@@ -72,7 +71,7 @@ pub fn init(
     light: &Project,
     request: &InitRequest,
     events: &mut dyn FnMut(Event<'_>),
-) -> anyhow::Result<Initialized> {
+) -> Result<Initialized, InitFailed> {
     let places = Places::of(light);
     let bin = plan::host_bin(light.package())?;
     plan::refuse_if_set_up(light, &places)?;
@@ -83,7 +82,7 @@ pub fn init(
     let lockfile_before = std::fs::read_to_string(&places.lockfile).ok();
     // Resolving the graph may create Cargo.lock; a refused init must leave nothing behind.
     let result = Project::load(&request.selector, true)
-        .map_err(anyhow::Error::from)
+        .map_err(InitFailed::from)
         .and_then(|project| {
             init_resolved(
                 request,
@@ -115,7 +114,7 @@ fn init_resolved(
     host: Manifest,
     lockfile_before: Option<String>,
     events: &mut dyn FnMut(Event<'_>),
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, InitFailed> {
     let names: Vec<String> = if request.crates.is_empty() {
         let choices = heavy::assess(project, &host.doc, request.min_source_kib * 1024);
         events(Event::Assessed {
@@ -169,7 +168,7 @@ fn init_resolved(
             .collect(),
     };
     std::fs::create_dir_all(&places.logic_dir)
-        .with_context(|| format!("failed to create `{}`", places.logic_dir.display()))?;
+        .map_err(InitFailed::io("create", &places.logic_dir))?;
     record.save(&places.record)?;
     let selector = Selector::package_at(places.host_manifest.clone(), places.package.clone());
     let applied = plan::apply(places, &mut record, &generated, &touched).and_then(|()| {
@@ -200,8 +199,8 @@ fn init_resolved(
         // Put everything back as it was; the error is what the user needs to see.
         if record.wrapped && Record::load(&places.layout.deps_dir).is_ok_and(|r| r.is_some()) {
             let undone = Project::load(&selector, false)
-                .map_err(anyhow::Error::from)
-                .and_then(|project| crate::unwrap::unwrap(&project));
+                .ok()
+                .and_then(|project| crate::unwrap::unwrap(&project).ok());
             for warning in undone.map(|u| u.warnings).unwrap_or_default() {
                 events(Event::Warning(warning));
             }

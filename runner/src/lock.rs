@@ -15,7 +15,6 @@
 //!
 //! A second run waits, as cargo waits for its own locks, and says once that it does. Within one
 //! process the lock is re-entrant: `init` runs `wrap` and `deinit` runs `unwrap` while holding it.
-use anyhow::Context;
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -37,6 +36,29 @@ static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
 
 fn held() -> std::sync::MutexGuard<'static, Vec<Held>> {
     HELD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The workspace could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// What stands for the workspace could not be opened.
+    #[error("failed to open {what}`{path}`{to_lock}")]
+    Open {
+        /// `the lock file ` or nothing (the directory itself).
+        what: &'static str,
+        path: PathBuf,
+        /// ` to lock it` for the directory.
+        to_lock: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for the lock failed.
+    #[error("failed to lock the workspace `{root}`")]
+    Lock {
+        root: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What the caller may want to tell the user while taking the lock (the engine prints nothing).
@@ -74,7 +96,7 @@ impl WorkspaceLock {
     pub fn acquire(
         root: &Path,
         notice: &mut dyn FnMut(LockNotice<'_>),
-    ) -> anyhow::Result<WorkspaceLock> {
+    ) -> Result<WorkspaceLock, LockError> {
         let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
         let thread = std::thread::current().id();
         if let Some(entry) = held()
@@ -90,8 +112,9 @@ impl WorkspaceLock {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 notice(LockNotice::Blocking { root: &root });
-                handle.lock().with_context(|| {
-                    format!("failed to lock the workspace `{}`", root.display())
+                handle.lock().map_err(|source| LockError::Lock {
+                    root: root.clone(),
+                    source,
                 })?;
             }
             // A file system without locks (some network mounts): carry on, as before locks.
@@ -129,14 +152,19 @@ impl Drop for WorkspaceLock {
 
 /// What gets locked for `root`: the directory itself (see the module docs).
 #[cfg(unix)]
-fn open_handle(root: &Path) -> anyhow::Result<File> {
-    File::open(root).with_context(|| format!("failed to open `{}` to lock it", root.display()))
+fn open_handle(root: &Path) -> Result<File, LockError> {
+    File::open(root).map_err(|source| LockError::Open {
+        what: "",
+        path: root.to_path_buf(),
+        to_lock: " to lock it",
+        source,
+    })
 }
 
 /// What gets locked for `root`: Windows cannot open a directory as a `File`, so a lock file in the
 /// temp directory named after the root stands for it (untested: CI runs on Linux only).
 #[cfg(not(unix))]
-fn open_handle(root: &Path) -> anyhow::Result<File> {
+fn open_handle(root: &Path) -> Result<File, LockError> {
     let name: String = root
         .to_string_lossy()
         .chars()
@@ -149,7 +177,12 @@ fn open_handle(root: &Path) -> anyhow::Result<File> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .with_context(|| format!("failed to open the lock file `{}`", path.display()))
+        .map_err(|source| LockError::Open {
+            what: "the lock file ",
+            path: path.clone(),
+            to_lock: "",
+            source,
+        })
 }
 
 #[cfg(test)]

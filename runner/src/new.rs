@@ -9,7 +9,6 @@ use crate::templates::{self, InvalidName, Names, RUNTIME_DIR, Template};
 use crate::watch::model::WatchModel;
 use crate::wrap::WrapRequest;
 use crate::{fsutil, lock};
-use anyhow::Context;
 use std::path::{Component, Path, PathBuf};
 
 /// What `new` refuses; nothing is written in any of these cases.
@@ -29,9 +28,55 @@ pub enum NewError {
     /// The name (from the path or `--name`) is not a valid package name.
     #[error("{invalid}\n  help: {help}")]
     InvalidName { invalid: InvalidName, help: String },
+    /// A file or directory could not be read or written.
+    #[error("failed to {action} `{path}`")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading the temp dir back failed.
+    #[error(transparent)]
+    ReadBack(std::io::Error),
+    /// The checked project could not be renamed into place.
+    #[error("failed to move the new project from `{from}` to `{to}`")]
+    Move {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The rendered template is no project cargo or `watch` accepts: a bug of this build.
+    #[error("the `{name}` template is broken")]
+    BrokenTemplate {
+        name: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The template's `wrap` list could not be wrapped.
+    #[error("failed to wrap {crates} for the `{name}` template")]
+    Wrap {
+        crates: String,
+        name: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// No embedded template by that name.
     #[error("there is no template `{name}`\n  help: the templates are: {known}")]
     UnknownTemplate { name: String, known: String },
+}
+
+impl NewError {
+    /// `failed to {action} `{path}``, for a `map_err`.
+    fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> NewError {
+        let path = path.to_path_buf();
+        move |source| NewError::Io {
+            action,
+            path,
+            source,
+        }
+    }
 }
 
 /// A project `new` wrote.
@@ -50,31 +95,29 @@ pub struct Created {
 }
 
 /// Writes `template` as a new project at `path`, named `name` or after the path's last component.
-pub fn create(path: &Path, name: Option<&str>, template: &Template) -> anyhow::Result<Created> {
+pub fn create(path: &Path, name: Option<&str>, template: &Template) -> Result<Created, NewError> {
     let dest = normalize(path);
     let dest = match std::fs::metadata(&dest) {
         Ok(meta) if !meta.is_dir() => {
             return Err(NewError::NotADirectory {
                 path: path.to_path_buf(),
-            }
-            .into());
+            });
         }
         Ok(_) => {
             let empty = std::fs::read_dir(&dest)
-                .with_context(|| format!("failed to read `{}`", path.display()))?
+                .map_err(NewError::io("read", path))?
                 .next()
                 .is_none();
             if !empty {
                 return Err(NewError::NotEmpty {
                     path: path.to_path_buf(),
-                }
-                .into());
+                });
             }
             // A symlink to an empty directory: write into what it points at.
             dest.canonicalize().unwrap_or(dest)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => dest,
-        Err(e) => return Err(e).with_context(|| format!("failed to read `{}`", path.display())),
+        Err(e) => return Err(NewError::io("read", path)(e)),
     };
     let names = project_names(path, &dest, name)?;
     let parent = dest
@@ -109,7 +152,7 @@ fn build_and_place(
     names: &Names,
     template: &Template,
     warnings: &mut Vec<String>,
-) -> anyhow::Result<(String, Vec<String>)> {
+) -> Result<(String, Vec<String>), NewError> {
     let file_name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -117,15 +160,14 @@ fn build_and_place(
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{file_name}.dylib-dev-new-"))
         .tempdir_in(parent)
-        .with_context(|| format!("failed to create a temp dir in `{}`", parent.display()))?;
+        .map_err(NewError::io("create a temp dir in", parent))?;
     let root = tmp.path();
     let runtime = templates::runtime_files()
         .into_iter()
         .map(|(p, bytes)| (format!("{RUNTIME_DIR}/{p}"), bytes));
     for (rel, bytes) in template.render(names).into_iter().chain(runtime) {
         let path = root.join(&rel);
-        fsutil::write_new(&path, &bytes)
-            .with_context(|| format!("failed to write `{}`", path.display()))?;
+        fsutil::write_new(&path, &bytes).map_err(NewError::io("write", &path))?;
     }
     // The rendered project must make sense to cargo and to `watch` before it lands anywhere.
     let manifest = root.join("Cargo.toml");
@@ -133,19 +175,20 @@ fn build_and_place(
         manifest_path: Some(manifest.clone()),
         package: None,
     };
-    let (_, metadata) = crate::project::load_metadata(&selector, false)
-        .with_context(|| format!("the `{}` template is broken", template.name))?;
-    let model = WatchModel::from_metadata(&metadata, None)
-        .with_context(|| format!("the `{}` template is broken", template.name))?;
+    let broken = |source: Box<dyn std::error::Error + Send + Sync>| NewError::BrokenTemplate {
+        name: template.name.to_string(),
+        source,
+    };
+    let (_, metadata) =
+        crate::project::load_metadata(&selector, false).map_err(|e| broken(e.into()))?;
+    let model = WatchModel::from_metadata(&metadata, None).map_err(|e| broken(e.into()))?;
     if !template.settings.wrap.is_empty() {
         let selector = Selector::package_at(manifest, model.host.clone());
         let wrapped = wrap_template(&selector, &template.settings.wrap, warnings);
-        wrapped.with_context(|| {
-            format!(
-                "failed to wrap {} for the `{}` template",
-                template.settings.wrap.join(", "),
-                template.name
-            )
+        wrapped.map_err(|source| NewError::Wrap {
+            crates: template.settings.wrap.join(", "),
+            name: template.name.to_string(),
+            source,
         })?;
     }
     if dest.is_dir() {
@@ -153,12 +196,10 @@ fn build_and_place(
         // entries move in, and if one cannot, those already moved go back out.
         fill_empty_dir(root, dest)?;
     } else {
-        std::fs::rename(root, dest).with_context(|| {
-            format!(
-                "failed to move the new project from `{}` to `{}`",
-                root.display(),
-                dest.display()
-            )
+        std::fs::rename(root, dest).map_err(|source| NewError::Move {
+            from: root.to_path_buf(),
+            to: dest.to_path_buf(),
+            source,
         })?;
         let _ = tmp.keep(); // it is the project now
     }
@@ -174,7 +215,7 @@ fn wrap_template(
     selector: &Selector,
     crates: &[String],
     warnings: &mut Vec<String>,
-) -> anyhow::Result<()> {
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let light = Project::load(selector, false)?;
     let _lock = lock::WorkspaceLock::acquire(
         light.workspace_root().as_std_path(),
@@ -205,15 +246,15 @@ fn wrap_template(
 }
 
 /// Moves every entry of `from` into the empty directory `to`, all or none.
-fn fill_empty_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+fn fill_empty_dir(from: &Path, to: &Path) -> Result<(), NewError> {
     let mut moved = Vec::new();
-    for entry in std::fs::read_dir(from)? {
-        let name = entry?.file_name();
+    for entry in std::fs::read_dir(from).map_err(NewError::ReadBack)? {
+        let name = entry.map_err(NewError::ReadBack)?.file_name();
         if let Err(e) = std::fs::rename(from.join(&name), to.join(&name)) {
             for name in moved.iter().rev() {
                 let _ = std::fs::rename(to.join(name), from.join(name));
             }
-            return Err(e).with_context(|| format!("failed to write into `{}`", to.display()));
+            return Err(NewError::io("write into", to)(e));
         }
         moved.push(name);
     }
@@ -275,14 +316,13 @@ fn suggest(name: &str) -> Option<String> {
 }
 
 /// Creates `dir` and its missing ancestors; returns those it created, outermost first.
-fn create_parents(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+fn create_parents(dir: &Path) -> Result<Vec<PathBuf>, NewError> {
     let missing: Vec<PathBuf> = dir
         .ancestors()
         .take_while(|d| !d.exists())
         .map(Path::to_path_buf)
         .collect();
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(NewError::io("create", dir))?;
     Ok(missing.into_iter().rev().collect())
 }
 

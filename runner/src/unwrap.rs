@@ -3,12 +3,11 @@
 //! A file nobody edited since `wrap` gets its original bytes back from the record. A file the user
 //! edited since keeps their edit: only dylib-dev's own additions are taken out.
 use crate::deps_crate::{FEATURE, Layout};
-use crate::journal::{self, RECORD_FILE, Record, Restore, Restored};
+use crate::journal::{self, RECORD_FILE, Record, RecordError, Restore, Restored};
 use crate::manifest::Manifest;
 use crate::project::Project;
 use crate::report::Line;
 use crate::{fsutil, source_edit};
-use anyhow::Context;
 use std::path::PathBuf;
 use toml_edit::{DocumentMut, Item};
 
@@ -22,6 +21,20 @@ pub struct NotWrapped {
     record: String,
     /// What went wrong tidying up what an interrupted run left (shown before the error).
     pub warnings: Vec<String>,
+}
+
+/// Why an `unwrap` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum UnwrapError {
+    /// See [`NotWrapped`].
+    #[error(transparent)]
+    NotWrapped(#[from] NotWrapped),
+    /// The record, or a file it names, could not be read, restored or removed.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// A file to restore is read-only: nothing was changed.
+    #[error(transparent)]
+    ReadOnly(#[from] fsutil::ReadOnly),
 }
 
 /// What an `unwrap` did.
@@ -77,7 +90,7 @@ impl Undone {
 }
 
 /// Undoes the `wrap` of the project's package (the caller holds the workspace lock).
-pub fn unwrap(project: &Project) -> anyhow::Result<Undone> {
+pub fn unwrap(project: &Project) -> Result<Undone, UnwrapError> {
     let layout = Layout::of(project);
     let mut warnings = Vec::new();
     let Some(record) = Record::load(&layout.deps_dir)? else {
@@ -203,7 +216,7 @@ fn remove_manifest_additions(doc: &mut DocumentMut, layout: &Layout, original: &
 }
 
 /// Removes the generated files that still hold what `wrap` wrote; returns those left in place.
-fn remove_generated(layout: &Layout, record: &Record) -> anyhow::Result<Vec<String>> {
+fn remove_generated(layout: &Layout, record: &Record) -> Result<Vec<String>, RecordError> {
     let mut left = Vec::new();
     for rel in &record.generated {
         let path = layout.workspace_root.join(rel);
@@ -216,13 +229,19 @@ fn remove_generated(layout: &Layout, record: &Record) -> anyhow::Result<Vec<Stri
             left.push(rel.display().to_string());
             continue;
         }
-        std::fs::remove_file(&path)
-            .with_context(|| format!("failed to remove `{}`", path.display()))?;
+        std::fs::remove_file(&path).map_err(|source| RecordError::Io {
+            action: "remove",
+            path: path.clone(),
+            source,
+        })?;
         fsutil::crash_point(&format!("remove:{}", rel.display()));
     }
     let record_path = layout.deps_dir.join(RECORD_FILE);
-    std::fs::remove_file(&record_path)
-        .with_context(|| format!("failed to remove `{}`", record_path.display()))?;
+    std::fs::remove_file(&record_path).map_err(|source| RecordError::Io {
+        action: "remove",
+        path: record_path.clone(),
+        source,
+    })?;
     // Only empty directories go; anything the user put there stays.
     for dir in [layout.deps_dir.join("src"), layout.deps_dir.clone()] {
         if std::fs::remove_dir(&dir).is_err() && dir.exists() {

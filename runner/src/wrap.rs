@@ -13,11 +13,11 @@ pub mod lookup;
 pub mod plan;
 
 pub use lookup::{FoundDep, LookupError, find_dependency};
-pub use plan::{FileWrite, Plan, WrapError, plan};
+pub use plan::{ApplyError, FileWrite, Plan, WrapError, plan};
 
 use crate::deps_crate::Layout;
 use crate::heavy;
-use crate::journal::Record;
+use crate::journal::{Record, RecordError};
 use crate::manifest::Manifest;
 use crate::project::{Project, Selector};
 
@@ -72,9 +72,9 @@ pub enum Change {
 /// the caller holds the workspace lock).
 ///
 /// A refused wrap, and a dry run, leave no `Cargo.lock` behind that resolving the graph created.
-pub fn wrap(light: &Project, request: &WrapRequest) -> anyhow::Result<Applied> {
+pub fn wrap(light: &Project, request: &WrapRequest) -> Result<Applied, WrapError> {
     if request.crates.is_empty() && request.auto_min_source_kib.is_none() {
-        return Err(WrapError::NothingNamed.into());
+        return Err(WrapError::NothingNamed);
     }
     let lockfile = light
         .workspace_root()
@@ -92,7 +92,7 @@ pub fn wrap(light: &Project, request: &WrapRequest) -> anyhow::Result<Applied> {
     }
     // Resolving the graph may create Cargo.lock; a refused wrap must leave nothing behind.
     let result = Project::load(&request.selector, true)
-        .map_err(anyhow::Error::from)
+        .map_err(WrapError::from)
         .and_then(|project| plan_and_apply(request, &project, user, &lock_before));
     // A dry run writes nothing either.
     if (result.is_err() || request.dry_run) && !lockfile_existed && lockfile.exists() {
@@ -113,7 +113,7 @@ fn plan_and_apply(
     project: &Project,
     user: Manifest,
     lock_before: &LockBefore,
-) -> anyhow::Result<Applied> {
+) -> Result<Applied, WrapError> {
     let lockfile_existed = lock_before.existed;
     let mut names = request.crates.clone();
     let mut choices = Vec::new();
@@ -174,7 +174,7 @@ fn plan_and_apply(
 /// A project without a lock file before the first `wrap` gets one from cargo's resolve. While
 /// it holds exactly what the last `wrap` left, it is ours and `unwrap` may remove it; once anything
 /// else changed it (`cargo add`, `cargo update`, an edit), it is the user's from then on.
-fn note_lockfile_owner(layout: &Layout, before: &LockBefore) -> anyhow::Result<()> {
+fn note_lockfile_owner(layout: &Layout, before: &LockBefore) -> Result<(), RecordError> {
     let Some(mut record) = Record::load(&layout.deps_dir)? else {
         return Ok(());
     };

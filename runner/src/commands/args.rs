@@ -56,7 +56,7 @@ impl GlobalArgs {
     /// `--quiet`) and warning on a file system without locks.
     pub fn lock_workspace(&self, root: &Path) -> anyhow::Result<crate::lock::WorkspaceLock> {
         let quiet = self.quiet;
-        crate::lock::WorkspaceLock::acquire(root, &mut |notice| match notice {
+        let lock = crate::lock::WorkspaceLock::acquire(root, &mut |notice| match notice {
             crate::lock::LockNotice::Blocking { root } => {
                 if !quiet {
                     crate::ui::status(
@@ -72,7 +72,8 @@ impl GlobalArgs {
                 "could not lock the workspace `{}` ({error}); make sure no other dylib-dev run changes it at the same time",
                 root.display()
             )),
-        })
+        })?;
+        Ok(lock)
     }
 }
 

@@ -3,7 +3,8 @@ use super::Outcome;
 use super::args::GlobalArgs;
 use super::args::PackageArgs;
 use crate::project::Project;
-use crate::{ui, unwrap};
+use crate::ui;
+use crate::unwrap::{self, UnwrapError};
 use clap::Args;
 
 /// Arguments of `unwrap`.
@@ -19,14 +20,13 @@ pub fn run(args: &UnwrapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let _lock = global.lock_workspace(project.workspace_root().as_std_path())?;
     let undone = match unwrap::unwrap(&project) {
         Ok(undone) => undone,
-        Err(err) => {
-            if let Some(not_wrapped) = err.downcast_ref::<unwrap::NotWrapped>() {
-                for warning in &not_wrapped.warnings {
-                    ui::warn(warning);
-                }
+        Err(UnwrapError::NotWrapped(not_wrapped)) => {
+            for warning in &not_wrapped.warnings {
+                ui::warn(warning);
             }
-            return Err(err);
+            return Err(not_wrapped.into());
         }
+        Err(err) => return Err(err.into()),
     };
     for warning in &undone.warnings {
         ui::warn(warning);

@@ -1,13 +1,12 @@
 //! What `init` writes before `wrap`: checks first, then every file computed, then the writes.
 use super::places::Places;
-use super::report::InitError;
+use super::report::{InitError, InitFailed};
 use crate::deps_crate::{self, DepTable, relative_path};
 use crate::fsutil;
 use crate::journal::InitRecord;
 use crate::manifest::{self, Manifest};
 use crate::project::Project;
 use crate::templates::{self, RUNTIME_PACKAGE};
-use anyhow::Context;
 use std::path::{Path, PathBuf};
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
 
@@ -38,7 +37,7 @@ pub fn host_bin(package: &cargo_metadata::Package) -> Result<PathBuf, InitError>
 }
 
 /// Refuses a project that already has what `init` would add.
-pub fn refuse_if_set_up(project: &Project, places: &Places) -> anyhow::Result<()> {
+pub fn refuse_if_set_up(project: &Project, places: &Places) -> Result<(), InitFailed> {
     if places.record.exists() {
         return Err(InitError::AlreadyInitialized {
             package: places.package.clone(),
@@ -105,7 +104,7 @@ pub fn plan(
     places: &Places,
     mut host: Manifest,
     wrapped: &[String],
-) -> anyhow::Result<(Vec<NewFile>, Vec<Edit>)> {
+) -> Result<(Vec<NewFile>, Vec<Edit>), InitFailed> {
     let pkg = project.package();
     let mut generated: Vec<NewFile> = vec![
         (
@@ -201,7 +200,7 @@ fn logic_manifest(
     edition: &str,
     host: &DocumentMut,
     wrapped: &[String],
-) -> anyhow::Result<String> {
+) -> Result<String, InitFailed> {
     let mut doc = DocumentMut::new();
     doc.decor_mut().set_prefix(format!(
         "# The reloadable logic of `{}`, added by `dylib-dev init`: `dylib-dev watch` rebuilds it on\n\
@@ -244,21 +243,18 @@ pub fn apply(
     record: &mut InitRecord,
     generated: &[NewFile],
     touched: &[Edit],
-) -> anyhow::Result<()> {
+) -> Result<(), InitFailed> {
     for ((path, bytes), entry) in generated.iter().zip(record.generated.iter_mut()) {
-        fsutil::write_new(path, bytes)
-            .with_context(|| format!("failed to write `{}`", path.display()))?;
+        fsutil::write_new(path, bytes).map_err(InitFailed::io("write", path))?;
         entry.hash = Some(hash(path)?);
     }
     record.save(&places.record)?;
     for (path, _, after) in touched {
-        fsutil::write_atomic(path, after.as_bytes())
-            .with_context(|| format!("failed to write `{}`", path.display()))?;
+        fsutil::write_atomic(path, after.as_bytes()).map_err(InitFailed::io("write", path))?;
     }
     Ok(())
 }
 
-fn hash(path: &Path) -> anyhow::Result<String> {
-    dylib_dev_runtime::hash_file(path)
-        .with_context(|| format!("failed to read `{}`", path.display()))
+fn hash(path: &Path) -> Result<String, InitFailed> {
+    dylib_dev_runtime::hash_file(path).map_err(InitFailed::io("read", path))
 }

@@ -42,6 +42,55 @@ pub enum InitError {
     NotInitialized { package: String, record: PathBuf },
 }
 
+/// Why an `init` stopped; after its first write, everything it wrote is put back first.
+#[derive(Debug, thiserror::Error)]
+pub enum InitFailed {
+    /// See [`InitError`].
+    #[error(transparent)]
+    Refused(#[from] InitError),
+    /// A file or directory could not be read or written.
+    #[error("failed to {action} `{path}`")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// See [`crate::manifest::ManifestError`].
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+    /// See [`crate::wrap::LookupError`].
+    #[error(transparent)]
+    Lookup(#[from] crate::wrap::LookupError),
+    /// See [`crate::wrap::WrapError`].
+    #[error(transparent)]
+    Wrap(#[from] crate::wrap::WrapError),
+    /// See [`crate::deps_crate::Excluded`].
+    #[error(transparent)]
+    Excluded(#[from] crate::deps_crate::Excluded),
+    /// See [`crate::journal::RecordError`].
+    #[error(transparent)]
+    Record(#[from] crate::journal::RecordError),
+    /// See [`crate::project::ProjectError`].
+    #[error(transparent)]
+    Project(#[from] crate::project::ProjectError),
+    /// See [`crate::fsutil::ReadOnly`].
+    #[error(transparent)]
+    ReadOnly(#[from] crate::fsutil::ReadOnly),
+}
+
+impl InitFailed {
+    /// `failed to {action} `{path}``, for a `map_err`.
+    pub fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| InitFailed::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
 /// Something `init` or `deinit` has to say while it works, in the order it happens (the caller
 /// decides what to show; the engine prints nothing).
 #[derive(Debug)]

@@ -2,11 +2,10 @@
 use super::places::Places;
 use super::report::{Event, InitError};
 use crate::fsutil;
-use crate::journal::{self, InitRecord, Record, Restore, Restored};
+use crate::journal::{self, InitRecord, Record, RecordError, Restore, Restored};
 use crate::manifest::Manifest;
-use crate::project::{Project, Selector};
+use crate::project::{Project, ProjectError, Selector};
 use crate::templates::RUNTIME_PACKAGE;
-use anyhow::Context;
 use std::path::{Path, PathBuf};
 use toml_edit::{DocumentMut, Item};
 
@@ -19,6 +18,26 @@ pub struct Undone {
     pub kept_edits: Vec<String>,
     /// Created by `init` but edited or added to since: left in place.
     pub left: Vec<String>,
+}
+
+/// Why a `deinit` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DeinitError {
+    /// See [`InitError`].
+    #[error(transparent)]
+    Init(#[from] InitError),
+    /// A journal, or a file it names, could not be read, restored or removed.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// A file to restore is read-only: nothing was changed.
+    #[error(transparent)]
+    ReadOnly(#[from] fsutil::ReadOnly),
+    /// See [`ProjectError`].
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    /// The `unwrap` of the wrap `init` did.
+    #[error(transparent)]
+    Unwrap(#[from] crate::unwrap::UnwrapError),
 }
 
 /// What a `deinit` did.
@@ -34,7 +53,10 @@ pub struct Deinited {
 
 /// Undoes the `init` of the project's package (the caller holds the workspace lock); `events`
 /// hears of the `unwrap` inside and of warnings.
-pub fn deinit(project: &Project, events: &mut dyn FnMut(Event<'_>)) -> anyhow::Result<Deinited> {
+pub fn deinit(
+    project: &Project,
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<Deinited, DeinitError> {
     let places = Places::of(project);
     let Some(record) = InitRecord::load(&places.record)? else {
         return Err(InitError::NotInitialized {
@@ -86,13 +108,18 @@ pub fn deinit(project: &Project, events: &mut dyn FnMut(Event<'_>)) -> anyhow::R
 }
 
 /// The project was wrapped before `init`: that wrap stays, but the logic crate leaves its record.
-fn release_logic_from_wrap(places: &Places, mut deps: Record) -> anyhow::Result<()> {
+fn release_logic_from_wrap(places: &Places, mut deps: Record) -> Result<(), RecordError> {
     let logic = PathBuf::from(places.rel(&places.logic_dir));
     for touched in deps.touched.iter().filter(|t| t.path.starts_with(&logic)) {
         let path = places.root.join(&touched.path);
         if std::fs::read_to_string(&path).ok().as_deref() == Some(touched.ours.as_str()) {
-            fsutil::write_atomic(&path, touched.original.as_bytes())
-                .with_context(|| format!("failed to write `{}`", path.display()))?;
+            fsutil::write_atomic(&path, touched.original.as_bytes()).map_err(|source| {
+                RecordError::Io {
+                    action: "write",
+                    path: path.clone(),
+                    source,
+                }
+            })?;
         }
     }
     deps.touched.retain(|t| !t.path.starts_with(&logic));
@@ -101,7 +128,7 @@ fn release_logic_from_wrap(places: &Places, mut deps: Record) -> anyhow::Result<
 }
 
 /// Restores the modified files and removes the created ones (see the module docs).
-pub fn undo(places: &Places, record: &InitRecord) -> anyhow::Result<Undone> {
+pub fn undo(places: &Places, record: &InitRecord) -> Result<Undone, RecordError> {
     let mut undone = Undone::default();
     let how = Restore {
         step: None,
@@ -132,8 +159,11 @@ pub fn undo(places: &Places, record: &InitRecord) -> anyhow::Result<Undone> {
             None => true, // written by an `init` that did not finish
         };
         if ours {
-            std::fs::remove_file(&path)
-                .with_context(|| format!("failed to remove `{}`", path.display()))?;
+            std::fs::remove_file(&path).map_err(|source| RecordError::Io {
+                action: "remove",
+                path: path.clone(),
+                source,
+            })?;
         } else {
             undone.left.push(file.path.display().to_string());
         }

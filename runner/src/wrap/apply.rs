@@ -1,9 +1,47 @@
 //! Writing a [`Plan`]: journal first, generated crate staged and renamed into place, user files
 //! one atomic write each, everything rolled back if a write fails.
-use super::plan::{FileWrite, Plan};
+use super::plan::{ApplyError, FileWrite, Plan};
 use crate::fsutil;
-use anyhow::Context;
-use std::path::Path;
+use crate::journal::RecordError;
+use std::path::{Path, PathBuf};
+
+/// One write of an apply that failed (before the roll-back).
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    /// A file or directory could not be written.
+    #[error("failed to {action} `{path}`")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The record could not be written.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
+/// `failed to {action} `{path}``, for a `map_err`.
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WriteError {
+    let path = path.to_path_buf();
+    move |source| WriteError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// The error and its causes on one line, `: `-separated (as the note after it reads best).
+fn one_line(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
 
 impl Plan {
     /// Whether running it would change any byte.
@@ -31,7 +69,7 @@ impl Plan {
     /// leaves every file whole: the project builds, and `unwrap` (or another `wrap`) finishes the
     /// job. A write that fails (read-only or full disk) rolls back what this run wrote; if even
     /// that fails, the record still lets `unwrap` restore the project.
-    pub fn apply(&self) -> anyhow::Result<()> {
+    pub fn apply(&self) -> Result<(), ApplyError> {
         fsutil::check_writable(self.changed_files(), "wrap")?;
         let deps_dir = &self.layout.deps_dir;
         let src_dir = deps_dir.join("src");
@@ -52,7 +90,7 @@ impl Plan {
         let record_path = deps_dir.join(crate::journal::RECORD_FILE);
         let previous_record = std::fs::read(&record_path).ok();
         let mut done: Vec<&FileWrite> = Vec::new();
-        let result = (|| -> anyhow::Result<()> {
+        let result = (|| -> Result<(), WriteError> {
             let mut generated: Vec<&FileWrite> = self.generated.iter().collect();
             if fresh {
                 self.stage_generated_crate()?;
@@ -67,7 +105,7 @@ impl Plan {
                 }
                 let rel = self.layout.rel(&write.path).display().to_string();
                 fsutil::write_atomic_step(&write.path, write.after.as_bytes(), Some(&rel))
-                    .with_context(|| format!("failed to write `{}`", write.path.display()))?;
+                    .map_err(io("write", &write.path))?;
                 done.push(write);
                 fsutil::crash_point(&format!("write:{rel}"));
             }
@@ -78,60 +116,52 @@ impl Plan {
         };
         let undo = self.roll_back(&done, fresh, previous_record.as_deref(), &record_path);
         Err(match undo {
-            Ok(()) => anyhow::anyhow!(
-                "{err:#}\n  note: nothing was changed: dylib-dev rolled back what it had written"
-            ),
-            Err(why) => anyhow::anyhow!(
-                "{err:#}\n  note: could not roll back ({why}); once the disk is writable, `dylib-dev unwrap` restores your files from `{}`",
-                record_path.display()
-            ),
+            Ok(()) => ApplyError::RolledBack {
+                error: one_line(&err),
+            },
+            Err(why) => ApplyError::NotRolledBack {
+                error: one_line(&err),
+                why,
+                record: record_path,
+            },
         })
     }
 
     /// Writes the generated crate and the record into a staging directory and renames it to the
     /// crate's place (which is missing or empty).
-    fn stage_generated_crate(&self) -> anyhow::Result<()> {
+    fn stage_generated_crate(&self) -> Result<(), WriteError> {
         let deps_dir = &self.layout.deps_dir;
         let root = &self.layout.workspace_root;
         let staging = tempfile::Builder::new()
             .prefix(fsutil::TEMP_PREFIX)
             .suffix(fsutil::TEMP_SUFFIX)
             .tempdir_in(root)
-            .with_context(|| {
-                format!(
-                    "failed to create a staging directory in `{}`",
-                    root.display()
-                )
-            })?;
+            .map_err(io("create a staging directory in", root))?;
         let in_staging = |path: &Path| {
             staging
                 .path()
                 .join(path.strip_prefix(deps_dir).unwrap_or(path))
         };
-        std::fs::create_dir_all(staging.path().join("src"))
-            .with_context(|| format!("failed to write `{}`", staging.path().display()))?;
+        std::fs::create_dir_all(staging.path().join("src")).map_err(io("write", staging.path()))?;
         self.record.save(staging.path())?;
         for write in &self.generated {
             let path = in_staging(&write.path);
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("failed to create `{}`", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(io("create", dir))?;
             }
-            fsutil::write_atomic(&path, write.after.as_bytes())
-                .with_context(|| format!("failed to write `{}`", path.display()))?;
+            fsutil::write_atomic(&path, write.after.as_bytes()).map_err(io("write", &path))?;
         }
         fsutil::crash_point("staged");
         // An empty directory in the way (`rename` replaces only an empty directory anyway).
         let _ = std::fs::remove_dir(deps_dir.join("src"));
         let _ = std::fs::remove_dir(deps_dir);
         if let Some(parent) = deps_dir.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("failed to create `{}`", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(io("create", parent))?;
         }
         let staged = staging.keep();
         if let Err(e) = std::fs::rename(&staged, deps_dir) {
             let _ = std::fs::remove_dir_all(&staged);
-            return Err(e).with_context(|| format!("failed to create `{}`", deps_dir.display()));
+            return Err(io("create", deps_dir)(e));
         }
         if let Ok(dir) = std::fs::File::open(root) {
             let _ = dir.sync_all();

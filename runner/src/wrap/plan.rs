@@ -40,6 +40,9 @@ pub enum WrapError {
     /// See [`LookupError`].
     #[error(transparent)]
     Lookup(#[from] LookupError),
+    /// See [`ApplyError`].
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
     /// See [`ManifestError`].
     #[error(transparent)]
     Manifest(#[from] ManifestError),
@@ -49,6 +52,26 @@ pub enum WrapError {
     /// See [`ProjectError`].
     #[error(transparent)]
     Project(#[from] ProjectError),
+}
+
+/// Why writing a [`Plan`] failed; after a failed write, what this run wrote is rolled back.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A file to change is read-only: nothing was written.
+    #[error(transparent)]
+    ReadOnly(#[from] fsutil::ReadOnly),
+    /// A write failed (`error`, on one line); everything this run wrote is undone.
+    #[error("{error}\n  note: nothing was changed: dylib-dev rolled back what it had written")]
+    RolledBack { error: String },
+    /// A write failed and so did undoing it (`why`); the record lets `unwrap` finish.
+    #[error(
+        "{error}\n  note: could not roll back ({why}); once the disk is writable, `dylib-dev unwrap` restores your files from `{record}`"
+    )]
+    NotRolledBack {
+        error: String,
+        why: String,
+        record: PathBuf,
+    },
 }
 
 /// A file write `wrap` will do.
