@@ -61,7 +61,7 @@ pub struct Initialized {
     pub places: Places,
     /// The crates it wrapped.
     pub wrapped: Vec<String>,
-    /// What is left for the user (see [`guidance`]).
+    /// What is left for the user (see [`guidance()`]).
     pub guidance: String,
 }
 

@@ -7,7 +7,7 @@
 //! and `use` lines stay untouched; without the feature the build is exactly what it was.
 //!
 //! The generated crate's layout and bytes are [`crate::deps_crate`]; here: [`lookup`] (which
-//! entries a name means), [`plan`] (every write, computed first) and `apply` (the writes).
+//! entries a name means), [`plan`](mod@plan) (every write, computed first) and `apply` (the writes).
 mod apply;
 pub mod lookup;
 pub mod plan;
