@@ -183,7 +183,12 @@ fn init_resolved(
             auto_min_source_kib: None,
             dry_run: false,
         };
-        let applied = wrap::wrap(&light, &request)?;
+        let applied = wrap::wrap(&light, &request, &mut |event| {
+            // Quiet, as `init` always ran its `wrap`: only the warnings.
+            if let wrap::WrapEvent::Warning(warning) = event {
+                events(Event::Warning(warning));
+            }
+        })?;
         if let wrap::Change::Written {
             lockfile_settled: false,
             ..

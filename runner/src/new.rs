@@ -234,7 +234,11 @@ fn wrap_template(
         auto_min_source_kib: None,
         dry_run: false,
     };
-    let applied = crate::wrap::wrap(&light, &request)?;
+    let applied = crate::wrap::wrap(&light, &request, &mut |event| {
+        if let crate::wrap::WrapEvent::Warning(warning) = event {
+            warnings.push(warning);
+        }
+    })?;
     if let crate::wrap::Change::Written {
         lockfile_settled: false,
         ..

@@ -34,17 +34,24 @@ pub struct WrapRequest {
     pub dry_run: bool,
 }
 
+/// Something a `wrap` has to say while it works, in the order it happens (so that a wrap that
+/// fails later has still said it; the engine prints nothing).
+#[derive(Debug)]
+pub enum WrapEvent<'a> {
+    /// `--auto` assessed the direct dependencies: its verdicts.
+    Assessed(&'a [heavy::Choice]),
+    /// Worth a warning even with `--quiet` (e.g. a dependency a previous wrap had that the
+    /// manifest no longer has, dropped from the deps crate).
+    Warning(String),
+}
+
 /// What a `wrap` did (or, for a dry run, would do).
 #[derive(Debug)]
 pub struct Applied {
-    /// `--auto`'s verdicts on the direct dependencies (empty without `--auto`).
-    pub choices: Vec<heavy::Choice>,
     /// Names and places of the generated crate.
     pub layout: Layout,
     /// Every dependency the generated crate wraps now.
     pub keys: Vec<String>,
-    /// Dependencies a previous wrap had that the manifest no longer has.
-    pub dropped: Vec<String>,
     /// What changed on disk.
     pub change: Change,
 }
@@ -69,10 +76,14 @@ pub enum Change {
 }
 
 /// Wraps what `request` names in the package of `light` (loaded without the dependency graph;
-/// the caller holds the workspace lock).
+/// the caller holds the workspace lock); `events` hears what happens on the way.
 ///
 /// A refused wrap, and a dry run, leave no `Cargo.lock` behind that resolving the graph created.
-pub fn wrap(light: &Project, request: &WrapRequest) -> Result<Applied, WrapError> {
+pub fn wrap(
+    light: &Project,
+    request: &WrapRequest,
+    events: &mut dyn FnMut(WrapEvent<'_>),
+) -> Result<Applied, WrapError> {
     if request.crates.is_empty() && request.auto_min_source_kib.is_none() {
         return Err(WrapError::NothingNamed);
     }
@@ -93,7 +104,7 @@ pub fn wrap(light: &Project, request: &WrapRequest) -> Result<Applied, WrapError
     // Resolving the graph may create Cargo.lock; a refused wrap must leave nothing behind.
     let result = Project::load(&request.selector, true)
         .map_err(WrapError::from)
-        .and_then(|project| plan_and_apply(request, &project, user, &lock_before));
+        .and_then(|project| plan_and_apply(request, &project, user, &lock_before, events));
     // A dry run writes nothing either.
     if (result.is_err() || request.dry_run) && !lockfile_existed && lockfile.exists() {
         let _ = std::fs::remove_file(&lockfile);
@@ -113,22 +124,27 @@ fn plan_and_apply(
     project: &Project,
     user: Manifest,
     lock_before: &LockBefore,
+    events: &mut dyn FnMut(WrapEvent<'_>),
 ) -> Result<Applied, WrapError> {
     let lockfile_existed = lock_before.existed;
     let mut names = request.crates.clone();
-    let mut choices = Vec::new();
     if let Some(min_kib) = request.auto_min_source_kib {
-        choices = heavy::assess(project, &user.doc, min_kib * 1024);
-        names.extend(choices.iter().filter(|c| c.wrap).map(|c| c.key.clone()));
+        let choices = heavy::assess(project, &user.doc, min_kib * 1024);
+        events(WrapEvent::Assessed(&choices));
+        names.extend(choices.into_iter().filter(|c| c.wrap).map(|c| c.key));
     }
     let plan = plan(project, user, &names, lockfile_existed)?;
     let rel = |w: &FileWrite| plan.layout.rel(&w.path).display().to_string();
     let keys: Vec<String> = plan.wrapped.iter().map(|w| w.key.clone()).collect();
+    for dropped in &plan.dropped {
+        events(WrapEvent::Warning(format!(
+            "`{dropped}` is no longer a dependency of `{}`; dropped it from `{}`",
+            plan.layout.package, plan.layout.deps_crate
+        )));
+    }
     let done = |change| Applied {
-        choices,
         layout: plan.layout.clone(),
         keys,
-        dropped: plan.dropped.clone(),
         change,
     };
     if plan.is_noop() {

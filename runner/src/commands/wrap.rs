@@ -4,7 +4,7 @@ use super::args::GlobalArgs;
 use super::args::PackageArgs;
 use crate::deps_crate::FEATURE;
 use crate::project::Project;
-use crate::wrap::{self, Change, WrapError, WrapRequest};
+use crate::wrap::{self, Change, WrapError, WrapEvent, WrapRequest};
 use crate::{heavy, ui};
 use clap::Args;
 
@@ -44,19 +44,17 @@ pub fn run(args: &WrapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         auto_min_source_kib: args.auto.then_some(args.min_source_kib),
         dry_run: args.dry_run,
     };
-    let applied = wrap::wrap(&light, &request)?;
     let quiet = global.quiet;
-    if args.auto && !quiet {
-        eprint!("{}", heavy::table(&applied.choices, args.min_source_kib));
-    }
+    let applied = wrap::wrap(&light, &request, &mut |event| match event {
+        WrapEvent::Assessed(choices) => {
+            if !quiet {
+                eprint!("{}", heavy::table(choices, args.min_source_kib));
+            }
+        }
+        WrapEvent::Warning(warning) => ui::warn(warning),
+    })?;
     let layout = &applied.layout;
     let keys = applied.keys.join(", ");
-    for dropped in &applied.dropped {
-        ui::warn(format!(
-            "`{dropped}` is no longer a dependency of `{}`; dropped it from `{}`",
-            layout.package, layout.deps_crate
-        ));
-    }
     match &applied.change {
         Change::Unchanged => {
             if !quiet {
