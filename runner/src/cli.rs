@@ -114,7 +114,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
     let cli = Cli::parse_from(args);
     // Before logging: log lines are coloured by the same choice.
-    crate::ui::set_color(cli.global.color);
+    crate::ui::set_color(cli.global.color.into());
     crate::logging::init(cli.global.verbose, cli.global.quiet);
     exit_code(run(cli))
 }

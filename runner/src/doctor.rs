@@ -2,12 +2,9 @@
 //!
 //! Each check is ok, warn or error with a one-line fix. Only errors make the command fail: a
 //! warning is something that works but could be better (a slow linker, flags that get ignored).
-use crate::commands::doctor::DoctorArgs;
-use crate::project::{Project, ProjectError};
+use crate::project::{Project, ProjectError, Selector};
 use crate::toolchain::Toolchain;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -62,51 +59,8 @@ impl Check {
     }
 }
 
-/// Runs `dylib-dev doctor`.
-pub fn command(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
-    let checks = run_checks(args);
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let mut out = String::new();
-    for check in &checks {
-        let (tag, code) = match check.level {
-            Level::Ok => ("ok", "32"),
-            Level::Warn => ("warn", "33"),
-            Level::Error => ("error", "31"),
-        };
-        let tag = format!("{tag:<5}");
-        let tag = if color {
-            format!("\x1b[1;{code}m{tag}\x1b[0m")
-        } else {
-            tag
-        };
-        out.push_str(&format!("{tag}  {:<13} {}\n", check.name, check.detail));
-        if let Some(fix) = &check.fix {
-            out.push_str(&format!("{:<5}  {:<13} fix: {fix}\n", "", ""));
-        }
-    }
-    let count = |level| checks.iter().filter(|c| c.level == level).count();
-    let (warnings, errors) = (count(Level::Warn), count(Level::Error));
-    let plural = |n: usize, word: &str| match n {
-        0 => format!("no {word}s"),
-        1 => format!("1 {word}"),
-        n => format!("{n} {word}s"),
-    };
-    out.push_str(&format!(
-        "\n{} checks: {}, {}\n",
-        checks.len(),
-        plural(errors, "error"),
-        plural(warnings, "warning")
-    ));
-    print!("{out}");
-    Ok(if errors > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
 /// Every check, in the order they are shown.
-pub fn run_checks(args: &DoctorArgs) -> Vec<Check> {
+pub fn run_checks(selector: &Selector) -> Vec<Check> {
     let mut checks = Vec::new();
     let toolchain = match Toolchain::detect() {
         Ok(tc) => {
@@ -132,7 +86,7 @@ pub fn run_checks(args: &DoctorArgs) -> Vec<Check> {
     checks.push(check_logic_tuning());
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     checks.extend(check_rustflags(&cwd));
-    checks.extend(check_project(args));
+    checks.extend(check_project(selector));
     checks
 }
 
@@ -337,9 +291,9 @@ fn check_rustflags(cwd: &Path) -> Vec<Check> {
 }
 
 /// The host `watch` would run in this workspace, and a one-line description of the layers.
-fn watch_layout(args: &DoctorArgs) -> Result<(String, String), String> {
-    let (_, metadata) = crate::project::load_metadata(&args.package.selector(), false)
-        .map_err(|e| error_chain(&e))?;
+fn watch_layout(selector: &Selector) -> Result<(String, String), String> {
+    let (_, metadata) =
+        crate::project::load_metadata(selector, false).map_err(|e| error_chain(&e))?;
     let model = crate::watch::model::WatchModel::from_metadata(&metadata, None)
         .map_err(|e| error_chain(&e))?;
     let logic: Vec<&str> = model.logic.iter().map(|(name, _)| name.as_str()).collect();
@@ -347,8 +301,8 @@ fn watch_layout(args: &DoctorArgs) -> Result<(String, String), String> {
     Ok((model.host, layout))
 }
 
-fn check_project(args: &DoctorArgs) -> Vec<Check> {
-    match crate::project::locate_manifest(args.package.manifest_path.as_deref()) {
+fn check_project(selector: &Selector) -> Vec<Check> {
+    match crate::project::locate_manifest(selector.manifest_path.as_deref()) {
         Err(ProjectError::NoManifest(dir)) => {
             return vec![Check::ok(
                 "project",
@@ -368,13 +322,13 @@ fn check_project(args: &DoctorArgs) -> Vec<Check> {
         Ok(_) => {}
     }
     let mut checks = Vec::new();
-    let loaded = match Project::load(&args.package.selector(), false) {
+    let loaded = match Project::load(selector, false) {
         // A workspace of several packages: the one `watch` would run is the one to check.
-        Err(ProjectError::Ambiguous { .. }) => watch_layout(args).and_then(|(host, layout)| {
+        Err(ProjectError::Ambiguous { .. }) => watch_layout(selector).and_then(|(host, layout)| {
             checks.push(Check::ok("watch", layout));
-            let mut package = args.package.clone();
-            package.package = Some(host);
-            Project::load(&package.selector(), false).map_err(|e| error_chain(&e))
+            let mut selector = selector.clone();
+            selector.package = Some(host);
+            Project::load(&selector, false).map_err(|e| error_chain(&e))
         }),
         other => other.map_err(|e| error_chain(&e)),
     };
@@ -390,10 +344,10 @@ fn check_project(args: &DoctorArgs) -> Vec<Check> {
         }
     };
     let package = project.package();
-    let deps_crate = crate::wrap::Layout::of(&project).deps_crate;
-    let has_feature = package.features.contains_key(crate::wrap::FEATURE);
+    let deps_crate = crate::deps_crate::Layout::of(&project).deps_crate;
+    let has_feature = package.features.contains_key(crate::deps_crate::FEATURE);
     let has_deps = package.dependencies.iter().any(|d| d.name == deps_crate);
-    let feature = crate::wrap::FEATURE;
+    let feature = crate::deps_crate::FEATURE;
     let wrapped = match (has_feature, has_deps) {
         (true, true) => Check::ok(
             "wrapped",

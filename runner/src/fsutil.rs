@@ -37,6 +37,8 @@ pub fn crash_point(step: &str) {
         return;
     };
     if wanted == "?" {
+        // The one print of the engine, on purpose (`.ci/layers` lists it): a test hook that only
+        // `DYLIB_DEV_TEST_CRASH_AFTER=?` turns on, read by tests, never output for the user.
         eprintln!("crash point: {step}");
     } else if wanted == step {
         #[cfg(unix)]
@@ -184,6 +186,11 @@ pub fn write_atomic_step(path: &Path, contents: &[u8], step: Option<&str>) -> st
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Whether `dir` is a directory with nothing in it (`false` if it cannot be read).
+pub fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
 }
 
 /// Creates the file `path` (and its directory), which must not exist yet, with `contents`, and

@@ -54,7 +54,9 @@ pub fn assess(project: &Project, doc: &toml_edit::DocumentMut, min_bytes: u64) -
             continue;
         }
         // Skip entries `find_dependency` would not accept (e.g. `[target.<triple>]`).
-        if crate::wrap::find_dependency(doc, &key, &pkg.name, Path::new("Cargo.toml")).is_err() {
+        if crate::wrap::lookup::find_dependency(doc, &key, &pkg.name, Path::new("Cargo.toml"))
+            .is_err()
+        {
             continue;
         }
         let code_name = key.replace('-', "_");
@@ -141,10 +143,10 @@ fn host_graph(project: &Project) -> Option<(String, Metadata)> {
     }
 }
 
-/// Prints the verdicts as a table.
-pub fn print(choices: &[Choice], min_kib: u64) {
-    eprintln!(
-        "dylib-dev wrap --auto: wrapping direct dependencies that link >= {} of Rust source",
+/// The verdicts as a table, one line each after a heading (the command prints it).
+pub fn table(choices: &[Choice], min_kib: u64) -> String {
+    let mut out = format!(
+        "dylib-dev wrap --auto: wrapping direct dependencies that link >= {} of Rust source\n",
         human(min_kib * 1024)
     );
     let width = choices
@@ -153,20 +155,21 @@ pub fn print(choices: &[Choice], min_kib: u64) {
         .max()
         .unwrap_or(0)
         .max(10);
-    eprintln!(
-        "  {:width$}  {:>6}  {:>9}  decision",
+    out.push_str(&format!(
+        "  {:width$}  {:>6}  {:>9}  decision\n",
         "dependency", "crates", "source"
-    );
+    ));
     for c in choices {
         let verdict = if c.wrap { "wrap" } else { "skip" };
-        eprintln!(
-            "  {:width$}  {:>6}  {:>9}  {verdict}: {}",
+        out.push_str(&format!(
+            "  {:width$}  {:>6}  {:>9}  {verdict}: {}\n",
             c.key,
             c.crates,
             human(c.bytes),
             c.reason
-        );
+        ));
     }
+    out
 }
 
 /// Packages reachable from `start` through dependencies that end up in the link.

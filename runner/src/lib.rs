@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cargo;
 pub mod cli;
 pub mod commands;
+pub mod deps_crate;
 pub mod doctor;
 pub mod dynamic;
 pub mod fastpath;
@@ -15,15 +16,16 @@ pub mod guard;
 pub mod heavy;
 pub mod host;
 pub mod init;
+pub mod journal;
 pub mod lock;
 pub mod logging;
 pub mod manifest;
 pub mod new;
 pub mod platform;
 pub mod project;
-pub mod record;
 #[cfg(unix)] // the control socket is a Unix domain socket
 pub mod reload;
+pub mod report;
 pub mod signals;
 #[cfg(unix)]
 pub mod soak;

@@ -15,8 +15,6 @@
 //!
 //! A second run waits, as cargo waits for its own locks, and says once that it does. Within one
 //! process the lock is re-entrant: `init` runs `wrap` and `deinit` runs `unwrap` while holding it.
-use crate::ui;
-use anyhow::Context;
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -40,6 +38,42 @@ fn held() -> std::sync::MutexGuard<'static, Vec<Held>> {
     HELD.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The workspace could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// What stands for the workspace could not be opened.
+    #[error("failed to open {what}`{path}`{to_lock}")]
+    Open {
+        /// `the lock file ` or nothing (the directory itself).
+        what: &'static str,
+        path: PathBuf,
+        /// ` to lock it` for the directory.
+        to_lock: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for the lock failed.
+    #[error("failed to lock the workspace `{root}`")]
+    Lock {
+        root: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the caller may want to tell the user while taking the lock (the engine prints nothing).
+#[derive(Debug)]
+pub enum LockNotice<'a> {
+    /// Another run holds the workspace `root`: this one waits for it.
+    Blocking { root: &'a Path },
+    /// The file system cannot lock (some network mounts): going on without the lock, as before
+    /// locks existed.
+    Unlockable {
+        root: &'a Path,
+        error: &'a std::io::Error,
+    },
+}
+
 /// Held while a command changes a workspace; dropping the last guard releases the lock.
 #[must_use = "the workspace is unlocked as soon as the guard is dropped"]
 #[derive(Debug)]
@@ -58,8 +92,11 @@ impl WorkspaceLock {
     }
 
     /// Locks the workspace whose root directory is `root`, waiting while another dylib-dev run
-    /// holds it (and saying so, unless `quiet`).
-    pub fn acquire(root: &Path, quiet: bool) -> anyhow::Result<WorkspaceLock> {
+    /// holds it; `notice` hears of the wait (before it) and of a file system without locks.
+    pub fn acquire(
+        root: &Path,
+        notice: &mut dyn FnMut(LockNotice<'_>),
+    ) -> Result<WorkspaceLock, LockError> {
         let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
         let thread = std::thread::current().id();
         if let Some(entry) = held()
@@ -74,24 +111,17 @@ impl WorkspaceLock {
         match handle.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                if !quiet {
-                    ui::status(
-                        "Blocking",
-                        format!(
-                            "waiting for the lock on workspace `{}`: another `dylib-dev` wrap, unwrap, init or deinit is changing it",
-                            root.display()
-                        ),
-                    );
-                }
-                handle.lock().with_context(|| {
-                    format!("failed to lock the workspace `{}`", root.display())
+                notice(LockNotice::Blocking { root: &root });
+                handle.lock().map_err(|source| LockError::Lock {
+                    root: root.clone(),
+                    source,
                 })?;
             }
             // A file system without locks (some network mounts): carry on, as before locks.
-            Err(TryLockError::Error(e)) => ui::warn(format!(
-                "could not lock the workspace `{}` ({e}); make sure no other dylib-dev run changes it at the same time",
-                root.display()
-            )),
+            Err(TryLockError::Error(e)) => notice(LockNotice::Unlockable {
+                root: &root,
+                error: &e,
+            }),
         }
         held().push(Held {
             root: root.clone(),
@@ -122,14 +152,19 @@ impl Drop for WorkspaceLock {
 
 /// What gets locked for `root`: the directory itself (see the module docs).
 #[cfg(unix)]
-fn open_handle(root: &Path) -> anyhow::Result<File> {
-    File::open(root).with_context(|| format!("failed to open `{}` to lock it", root.display()))
+fn open_handle(root: &Path) -> Result<File, LockError> {
+    File::open(root).map_err(|source| LockError::Open {
+        what: "",
+        path: root.to_path_buf(),
+        to_lock: " to lock it",
+        source,
+    })
 }
 
 /// What gets locked for `root`: Windows cannot open a directory as a `File`, so a lock file in the
 /// temp directory named after the root stands for it (untested: CI runs on Linux only).
 #[cfg(not(unix))]
-fn open_handle(root: &Path) -> anyhow::Result<File> {
+fn open_handle(root: &Path) -> Result<File, LockError> {
     let name: String = root
         .to_string_lossy()
         .chars()
@@ -142,7 +177,12 @@ fn open_handle(root: &Path) -> anyhow::Result<File> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .with_context(|| format!("failed to open the lock file `{}`", path.display()))
+        .map_err(|source| LockError::Open {
+            what: "the lock file ",
+            path: path.clone(),
+            to_lock: "",
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -152,8 +192,8 @@ mod tests {
     #[test]
     fn reentrant_in_one_process_and_exclusive_against_another_handle() {
         let dir = tempfile::tempdir().unwrap();
-        let outer = WorkspaceLock::acquire(dir.path(), true).unwrap();
-        let inner = WorkspaceLock::acquire(dir.path(), true).unwrap();
+        let outer = WorkspaceLock::acquire(dir.path(), &mut |_| {}).unwrap();
+        let inner = WorkspaceLock::acquire(dir.path(), &mut |_| {}).unwrap();
         // Another open file description (as another process has) cannot take it.
         let other = File::open(dir.path()).unwrap();
         assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)));
@@ -162,7 +202,7 @@ mod tests {
         // Another thread of this process waits too, rather than re-entering.
         let path = dir.path().to_path_buf();
         let from_thread = std::thread::spawn(move || {
-            let guard = WorkspaceLock::acquire(&path, true).unwrap();
+            let guard = WorkspaceLock::acquire(&path, &mut |_| {}).unwrap();
             drop(guard);
         });
         std::thread::sleep(std::time::Duration::from_millis(100));

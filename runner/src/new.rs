@@ -4,14 +4,12 @@
 //! Nothing is written unless everything is: the project is built in a temp dir next to the
 //! destination, checked with `cargo metadata`, and renamed into place in one step. The destination
 //! must not exist or be an empty directory; the names come from its last component (or `--name`).
-use crate::commands::{args::PackageArgs, new::NewArgs, wrap::WrapArgs};
+use crate::project::{Project, Selector};
 use crate::templates::{self, InvalidName, Names, RUNTIME_DIR, Template};
 use crate::watch::model::WatchModel;
-use crate::{fsutil, ui};
-use anyhow::Context;
-use std::io::Write as _;
+use crate::wrap::WrapRequest;
+use crate::{fsutil, lock};
 use std::path::{Component, Path, PathBuf};
-use std::process::ExitCode;
 
 /// What `new` refuses; nothing is written in any of these cases.
 #[derive(Debug, thiserror::Error)]
@@ -30,9 +28,55 @@ pub enum NewError {
     /// The name (from the path or `--name`) is not a valid package name.
     #[error("{invalid}\n  help: {help}")]
     InvalidName { invalid: InvalidName, help: String },
+    /// A file or directory could not be read or written.
+    #[error("failed to {action} `{path}`")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading the temp dir back failed.
+    #[error(transparent)]
+    ReadBack(std::io::Error),
+    /// The checked project could not be renamed into place.
+    #[error("failed to move the new project from `{from}` to `{to}`")]
+    Move {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The rendered template is no project cargo or `watch` accepts: a bug of this build.
+    #[error("the `{name}` template is broken")]
+    BrokenTemplate {
+        name: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The template's `wrap` list could not be wrapped.
+    #[error("failed to wrap {crates} for the `{name}` template")]
+    Wrap {
+        crates: String,
+        name: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// No embedded template by that name.
     #[error("there is no template `{name}`\n  help: the templates are: {known}")]
     UnknownTemplate { name: String, known: String },
+}
+
+impl NewError {
+    /// `failed to {action} `{path}``, for a `map_err`.
+    fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> NewError {
+        let path = path.to_path_buf();
+        move |source| NewError::Io {
+            action,
+            path,
+            source,
+        }
+    }
 }
 
 /// A project `new` wrote.
@@ -46,78 +90,34 @@ pub struct Created {
     pub host: String,
     /// The logic packages.
     pub logic: Vec<String>,
-}
-
-/// Runs `dylib-dev new`.
-pub fn command(args: &NewArgs, quiet: bool) -> anyhow::Result<ExitCode> {
-    let template = templates::find(&args.template).ok_or_else(|| NewError::UnknownTemplate {
-        name: args.template.clone(),
-        known: templates::names().join(", "),
-    })?;
-    let created = create(&args.path, args.name.as_deref(), &template)?;
-    if !quiet {
-        ui::status(
-            "Created",
-            format!(
-                "`{}` from the `{}` template: host `{}`, logic {}, runtime copy in {RUNTIME_DIR}/",
-                created.names.name,
-                template.name,
-                created.host,
-                created
-                    .logic
-                    .iter()
-                    .map(|l| format!("`{l}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-        );
-    }
-    let cwd = std::env::current_dir().ok();
-    let cd = if cwd.as_deref().map(normalize).as_deref() == Some(created.root.as_path()) {
-        String::new()
-    } else {
-        format!("cd {} && ", shell_quote(&args.path.display().to_string()))
-    };
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "Run it:\n\n    {cd}dylib-dev watch\n")?;
-    if let Some(edit) = &template.settings.edit {
-        let hint = template
-            .settings
-            .hint
-            .as_deref()
-            .map(|h| format!(": {h}"))
-            .unwrap_or_default();
-        writeln!(out, "then edit {edit}{hint}.")?;
-    }
-    Ok(ExitCode::SUCCESS)
+    /// Worth a warning (from the template's wrap), in the order they came up.
+    pub warnings: Vec<String>,
 }
 
 /// Writes `template` as a new project at `path`, named `name` or after the path's last component.
-pub fn create(path: &Path, name: Option<&str>, template: &Template) -> anyhow::Result<Created> {
+pub fn create(path: &Path, name: Option<&str>, template: &Template) -> Result<Created, NewError> {
     let dest = normalize(path);
     let dest = match std::fs::metadata(&dest) {
         Ok(meta) if !meta.is_dir() => {
             return Err(NewError::NotADirectory {
                 path: path.to_path_buf(),
-            }
-            .into());
+            });
         }
         Ok(_) => {
             let empty = std::fs::read_dir(&dest)
-                .with_context(|| format!("failed to read `{}`", path.display()))?
+                .map_err(NewError::io("read", path))?
                 .next()
                 .is_none();
             if !empty {
                 return Err(NewError::NotEmpty {
                     path: path.to_path_buf(),
-                }
-                .into());
+                });
             }
             // A symlink to an empty directory: write into what it points at.
             dest.canonicalize().unwrap_or(dest)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => dest,
-        Err(e) => return Err(e).with_context(|| format!("failed to read `{}`", path.display())),
+        Err(e) => return Err(NewError::io("read", path)(e)),
     };
     let names = project_names(path, &dest, name)?;
     let parent = dest
@@ -127,7 +127,8 @@ pub fn create(path: &Path, name: Option<&str>, template: &Template) -> anyhow::R
         })?
         .to_path_buf();
     let created_dirs = create_parents(&parent)?;
-    let result = build_and_place(&dest, &parent, &names, template);
+    let mut warnings = Vec::new();
+    let result = build_and_place(&dest, &parent, &names, template, &mut warnings);
     if result.is_err() {
         // Only directories this call made, innermost first, and only if still empty.
         for dir in created_dirs.iter().rev() {
@@ -140,6 +141,7 @@ pub fn create(path: &Path, name: Option<&str>, template: &Template) -> anyhow::R
         names,
         host,
         logic,
+        warnings,
     })
 }
 
@@ -149,7 +151,8 @@ fn build_and_place(
     parent: &Path,
     names: &Names,
     template: &Template,
-) -> anyhow::Result<(String, Vec<String>)> {
+    warnings: &mut Vec<String>,
+) -> Result<(String, Vec<String>), NewError> {
     let file_name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -157,43 +160,35 @@ fn build_and_place(
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{file_name}.dylib-dev-new-"))
         .tempdir_in(parent)
-        .with_context(|| format!("failed to create a temp dir in `{}`", parent.display()))?;
+        .map_err(NewError::io("create a temp dir in", parent))?;
     let root = tmp.path();
     let runtime = templates::runtime_files()
         .into_iter()
         .map(|(p, bytes)| (format!("{RUNTIME_DIR}/{p}"), bytes));
     for (rel, bytes) in template.render(names).into_iter().chain(runtime) {
         let path = root.join(&rel);
-        fsutil::write_new(&path, &bytes)
-            .with_context(|| format!("failed to write `{}`", path.display()))?;
+        fsutil::write_new(&path, &bytes).map_err(NewError::io("write", &path))?;
     }
     // The rendered project must make sense to cargo and to `watch` before it lands anywhere.
     let manifest = root.join("Cargo.toml");
-    let package_args = PackageArgs {
+    let selector = Selector {
         manifest_path: Some(manifest.clone()),
         package: None,
     };
-    let (_, metadata) = crate::project::load_metadata(&package_args.selector(), false)
-        .with_context(|| format!("the `{}` template is broken", template.name))?;
-    let model = WatchModel::from_metadata(&metadata, None)
-        .with_context(|| format!("the `{}` template is broken", template.name))?;
+    let broken = |source: Box<dyn std::error::Error + Send + Sync>| NewError::BrokenTemplate {
+        name: template.name.to_string(),
+        source,
+    };
+    let (_, metadata) =
+        crate::project::load_metadata(&selector, false).map_err(|e| broken(e.into()))?;
+    let model = WatchModel::from_metadata(&metadata, None).map_err(|e| broken(e.into()))?;
     if !template.settings.wrap.is_empty() {
-        let args = WrapArgs {
-            package: PackageArgs {
-                manifest_path: Some(manifest),
-                package: Some(model.host.clone()),
-            },
-            crates: template.settings.wrap.clone(),
-            auto: false,
-            min_source_kib: crate::heavy::DEFAULT_MIN_SOURCE_KIB,
-            dry_run: false,
-        };
-        crate::wrap::command(&args, true).with_context(|| {
-            format!(
-                "failed to wrap {} for the `{}` template",
-                template.settings.wrap.join(", "),
-                template.name
-            )
+        let selector = Selector::package_at(manifest, model.host.clone());
+        let wrapped = wrap_template(&selector, &template.settings.wrap, warnings);
+        wrapped.map_err(|source| NewError::Wrap {
+            crates: template.settings.wrap.join(", "),
+            name: template.name.to_string(),
+            source,
         })?;
     }
     if dest.is_dir() {
@@ -201,12 +196,10 @@ fn build_and_place(
         // entries move in, and if one cannot, those already moved go back out.
         fill_empty_dir(root, dest)?;
     } else {
-        std::fs::rename(root, dest).with_context(|| {
-            format!(
-                "failed to move the new project from `{}` to `{}`",
-                root.display(),
-                dest.display()
-            )
+        std::fs::rename(root, dest).map_err(|source| NewError::Move {
+            from: root.to_path_buf(),
+            to: dest.to_path_buf(),
+            source,
         })?;
         let _ = tmp.keep(); // it is the project now
     }
@@ -217,16 +210,55 @@ fn build_and_place(
     Ok((model.host, logic))
 }
 
+/// The template's `wrap` list wrapped in the rendered project, as `dylib-dev wrap` would.
+fn wrap_template(
+    selector: &Selector,
+    crates: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let light = Project::load(selector, false)?;
+    let _lock = lock::WorkspaceLock::acquire(
+        light.workspace_root().as_std_path(),
+        &mut |notice| {
+            if let lock::LockNotice::Unlockable { root, error } = notice {
+                warnings.push(format!(
+                "could not lock the workspace `{}` ({error}); make sure no other dylib-dev run changes it at the same time",
+                root.display()
+            ));
+            }
+        },
+    )?;
+    let request = WrapRequest {
+        selector: selector.clone(),
+        crates: crates.to_vec(),
+        auto_min_source_kib: None,
+        dry_run: false,
+    };
+    let applied = crate::wrap::wrap(&light, &request, &mut |event| {
+        if let crate::wrap::WrapEvent::Warning(warning) = event {
+            warnings.push(warning);
+        }
+    })?;
+    if let crate::wrap::Change::Written {
+        lockfile_settled: false,
+        ..
+    } = applied.change
+    {
+        warnings.push("could not update Cargo.lock; the next cargo command will".into());
+    }
+    Ok(())
+}
+
 /// Moves every entry of `from` into the empty directory `to`, all or none.
-fn fill_empty_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+fn fill_empty_dir(from: &Path, to: &Path) -> Result<(), NewError> {
     let mut moved = Vec::new();
-    for entry in std::fs::read_dir(from)? {
-        let name = entry?.file_name();
+    for entry in std::fs::read_dir(from).map_err(NewError::ReadBack)? {
+        let name = entry.map_err(NewError::ReadBack)?.file_name();
         if let Err(e) = std::fs::rename(from.join(&name), to.join(&name)) {
             for name in moved.iter().rev() {
                 let _ = std::fs::rename(to.join(name), from.join(name));
             }
-            return Err(e).with_context(|| format!("failed to write into `{}`", to.display()));
+            return Err(NewError::io("write into", to)(e));
         }
         moved.push(name);
     }
@@ -288,19 +320,18 @@ fn suggest(name: &str) -> Option<String> {
 }
 
 /// Creates `dir` and its missing ancestors; returns those it created, outermost first.
-fn create_parents(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+fn create_parents(dir: &Path) -> Result<Vec<PathBuf>, NewError> {
     let missing: Vec<PathBuf> = dir
         .ancestors()
         .take_while(|d| !d.exists())
         .map(Path::to_path_buf)
         .collect();
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(NewError::io("create", dir))?;
     Ok(missing.into_iter().rev().collect())
 }
 
 /// `path` made absolute, with `.` and `..` resolved lexically.
-fn normalize(path: &Path) -> PathBuf {
+pub fn normalize(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let mut out = PathBuf::new();
     for component in absolute.components() {
@@ -315,16 +346,6 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// `text` as one shell word.
-fn shell_quote(text: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./~+@%:,".contains(c);
-    if !text.is_empty() && text.chars().all(plain) {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,13 +357,6 @@ mod tests {
         assert_eq!(suggest("My App").as_deref(), Some("my-app"));
         assert_eq!(suggest("2048").as_deref(), Some("app-2048"));
         assert_eq!(suggest("fn"), None);
-    }
-
-    #[test]
-    fn quotes_only_what_needs_it() {
-        assert_eq!(shell_quote("../my-app"), "../my-app");
-        assert_eq!(shell_quote("my app"), "'my app'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 
     #[test]

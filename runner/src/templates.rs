@@ -164,15 +164,6 @@ pub fn names() -> Vec<&'static str> {
     TEMPLATES.iter().map(|(name, _)| *name).collect()
 }
 
-/// `--template`'s values, each with its description for `--help`.
-pub fn possible_values() -> Vec<clap::builder::PossibleValue> {
-    all()
-        .into_iter()
-        .zip(names())
-        .map(|(t, name)| clap::builder::PossibleValue::new(name).help(t.settings.description))
-        .collect()
-}
-
 /// The names a project gets, derived from one package name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
@@ -520,7 +511,10 @@ mod tests {
                 let dir = Path::new(path).parent().unwrap();
                 let target = dir.join(dep["path"].as_str().expect("a path dependency"));
                 assert_eq!(
-                    crate::wrap::relative_path(&Path::new("/p").join(target), Path::new("/p")),
+                    crate::deps_crate::relative_path(
+                        &Path::new("/p").join(target),
+                        Path::new("/p")
+                    ),
                     Path::new(RUNTIME_DIR),
                     "{}/{path}: the runtime dependency must point at {RUNTIME_DIR}/",
                     template.name

@@ -2,15 +2,13 @@
 //!
 //! A file nobody edited since `wrap` gets its original bytes back from the record. A file the user
 //! edited since keeps their edit: only dylib-dev's own additions are taken out.
-use crate::commands::unwrap::UnwrapArgs;
+use crate::deps_crate::{FEATURE, Layout};
+use crate::journal::{self, RECORD_FILE, Record, RecordError, Restore, Restored};
 use crate::manifest::Manifest;
 use crate::project::Project;
-use crate::record::{RECORD_FILE, Record, TouchedFile};
-use crate::wrap::{FEATURE, Layout};
-use crate::{fsutil, source_edit, ui};
-use anyhow::Context;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use crate::report::Line;
+use crate::{fsutil, source_edit};
+use std::path::PathBuf;
 use toml_edit::{DocumentMut, Item};
 
 /// `unwrap` found nothing to undo.
@@ -21,13 +19,80 @@ use toml_edit::{DocumentMut, Item};
 pub struct NotWrapped {
     package: String,
     record: String,
+    /// What went wrong tidying up what an interrupted run left (shown before the error).
+    pub warnings: Vec<String>,
 }
 
-/// Runs `dylib-dev unwrap`.
-pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
-    let project = Project::load(&args.package.selector(), false)?;
-    let _lock = crate::lock::WorkspaceLock::acquire(project.workspace_root().as_std_path(), quiet)?;
-    let layout = Layout::of(&project);
+/// Why an `unwrap` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum UnwrapError {
+    /// See [`NotWrapped`].
+    #[error(transparent)]
+    NotWrapped(#[from] NotWrapped),
+    /// The record, or a file it names, could not be read, restored or removed.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// A file to restore is read-only: nothing was changed.
+    #[error(transparent)]
+    ReadOnly(#[from] fsutil::ReadOnly),
+}
+
+/// What an `unwrap` did.
+#[derive(Debug)]
+pub struct Undone {
+    /// Names and places of the generated crate (gone now).
+    pub layout: Layout,
+    /// Files back to their bytes before `wrap`, relative to the workspace root.
+    pub restored: Vec<String>,
+    /// Files edited since `wrap`: only dylib-dev's lines were taken out.
+    pub kept: Vec<String>,
+    /// `wrap` created `Cargo.lock`, but it changed since, so it stays.
+    pub kept_lock: bool,
+    /// Generated files (or directories) edited or added since, left in place.
+    pub leftovers: Vec<String>,
+    /// Problems with `Cargo.lock` worth a warning even with `--quiet`.
+    pub warnings: Vec<String>,
+}
+
+impl Undone {
+    /// The report of what happened (the warnings excepted), as `unwrap` and `deinit` show it.
+    pub fn lines(&self) -> Vec<Line> {
+        let layout = &self.layout;
+        let mut lines = vec![Line::Status(
+            "Unwrapped",
+            format!(
+                "`{}`: removed `{}`",
+                layout.package,
+                layout.rel(&layout.deps_dir).display()
+            ),
+        )];
+        if !self.restored.is_empty() {
+            lines.push(Line::Status("Restored", self.restored.join(", ")));
+        }
+        for file in &self.kept {
+            lines.push(Line::Warn(format!(
+                "`{file}` was edited after `wrap`: kept your edits and removed only dylib-dev's lines"
+            )));
+        }
+        if self.kept_lock {
+            lines.push(Line::Note(format!(
+                "kept `Cargo.lock`: `wrap` created it, but it changed since (`cargo add`, `cargo update`, ...); only `{}` was taken out of it",
+                layout.deps_crate
+            )));
+        }
+        for file in &self.leftovers {
+            lines.push(Line::Warn(format!(
+                "`{file}` was edited or added after `wrap`: left it in place"
+            )));
+        }
+        lines
+    }
+}
+
+/// Undoes the `wrap` of the project's package (the caller holds the workspace lock).
+pub fn unwrap(project: &Project) -> Result<Undone, UnwrapError> {
+    let layout = Layout::of(project);
+    let mut warnings = Vec::new();
     let Some(record) = Record::load(&layout.deps_dir)? else {
         // What an interrupted `wrap` or `unwrap` can leave: staging directories, empty
         // directories, a lock file that still lists the generated crate.
@@ -35,7 +100,7 @@ pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         let _ = std::fs::remove_dir(layout.deps_dir.join("src"));
         let _ = std::fs::remove_dir(&layout.deps_dir);
         if !layout.deps_dir.exists() {
-            restore_lockfile(&layout, None);
+            restore_lockfile(&layout, None, &mut warnings);
         }
         return Err(NotWrapped {
             package: layout.package.clone(),
@@ -43,10 +108,11 @@ pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 .rel(&layout.deps_dir.join(RECORD_FILE))
                 .display()
                 .to_string(),
+            warnings,
         }
         .into());
     };
-    let to_write = crate::record::needing_restore(&layout.workspace_root, &record.touched);
+    let to_write = journal::needing_restore(&layout.workspace_root, &record.touched);
     fsutil::check_writable(to_write.iter().map(PathBuf::as_path), "unwrap")?;
     // The record goes last (with the generated files): a run interrupted before can be repeated.
     let mut restored = Vec::new();
@@ -56,10 +122,25 @@ pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         if let Some(dir) = fsutil::temp_dir_of(&path) {
             fsutil::remove_stale_temps(&dir);
         }
-        match restore(&path, touched, &layout)? {
-            Outcome::Unchanged => {}
-            Outcome::Restored => restored.push(touched.path.display().to_string()),
-            Outcome::KeptUserEdits => kept.push(touched.path.display().to_string()),
+        let rel = layout.rel(&path).display().to_string();
+        let how = Restore {
+            step: Some(&rel),
+            unreadable_is_error: true,
+        };
+        let done = journal::restore(&path, touched, &how, |current| {
+            Ok(if path.extension().is_some_and(|e| e == "toml") {
+                let mut manifest = Manifest::parse(&path, current.to_string())?;
+                remove_manifest_additions(&mut manifest.doc, &layout, &touched.original);
+                manifest.render()
+            } else {
+                source_edit::remove(current, &layout.deps_lib)
+                    .unwrap_or_else(|| current.to_string())
+            })
+        })?;
+        match done {
+            Restored::Unchanged => {}
+            Restored::Restored => restored.push(touched.path.display().to_string()),
+            Restored::KeptUserEdits => kept.push(touched.path.display().to_string()),
         }
         fsutil::crash_point(&format!("restore:{}", touched.path.display()));
     }
@@ -68,79 +149,15 @@ pub fn command(args: &UnwrapArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     fsutil::remove_stale_temps(&layout.workspace_root);
     let leftovers = remove_generated(&layout, &record)?;
     fsutil::crash_point("removed");
-    let kept_lock = restore_lockfile(&layout, Some(&record));
-    if !quiet {
-        ui::status(
-            "Unwrapped",
-            format!(
-                "`{}`: removed `{}`",
-                layout.package,
-                layout.rel(&layout.deps_dir).display()
-            ),
-        );
-        if !restored.is_empty() {
-            ui::status("Restored", restored.join(", "));
-        }
-        for file in &kept {
-            ui::warn(format!(
-                "`{file}` was edited after `wrap`: kept your edits and removed only dylib-dev's lines"
-            ));
-        }
-        if kept_lock {
-            ui::note(format!(
-                "kept `Cargo.lock`: `wrap` created it, but it changed since (`cargo add`, `cargo update`, ...); only `{}` was taken out of it",
-                layout.deps_crate
-            ));
-        }
-        for file in &leftovers {
-            ui::warn(format!(
-                "`{file}` was edited or added after `wrap`: left it in place"
-            ));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-enum Outcome {
-    Unchanged,
-    Restored,
-    KeptUserEdits,
-}
-
-fn restore(path: &Path, touched: &TouchedFile, layout: &Layout) -> anyhow::Result<Outcome> {
-    let current = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        // Deleted by the user since: that is their edit; nothing of ours remains to remove.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Outcome::Unchanged),
-        Err(e) => return Err(e).with_context(|| format!("failed to read `{}`", path.display())),
-    };
-    if current == touched.original {
-        return Ok(Outcome::Unchanged);
-    }
-    let rel = layout.rel(path).display().to_string();
-    let write = |text: &str| {
-        fsutil::write_atomic_step(path, text.as_bytes(), Some(&rel))
-            .with_context(|| format!("failed to write `{}`", path.display()))
-    };
-    if current == touched.ours {
-        write(&touched.original)?;
-        return Ok(Outcome::Restored);
-    }
-    let surgical = if path.extension().is_some_and(|e| e == "toml") {
-        let mut manifest = Manifest::parse(path, current.clone())?;
-        remove_manifest_additions(&mut manifest.doc, layout, &touched.original);
-        manifest.render()
-    } else {
-        source_edit::remove(&current, &layout.deps_lib).unwrap_or_else(|| current.clone())
-    };
-    if surgical == touched.original {
-        write(&surgical)?;
-        return Ok(Outcome::Restored);
-    }
-    if surgical != current {
-        write(&surgical)?;
-    }
-    Ok(Outcome::KeptUserEdits)
+    let kept_lock = restore_lockfile(&layout, Some(&record), &mut warnings);
+    Ok(Undone {
+        layout,
+        restored,
+        kept,
+        kept_lock,
+        leftovers,
+        warnings,
+    })
 }
 
 /// Takes dylib-dev's additions out of a manifest the user has edited since `wrap`.
@@ -172,7 +189,7 @@ fn remove_manifest_additions(doc: &mut DocumentMut, layout: &Layout, original: &
     }
     let original = original.parse::<DocumentMut>().ok();
     let had = |table: &str| original.as_ref().is_none_or(|d| d.contains_key(table));
-    let rel = crate::wrap::relative_path(&layout.deps_dir, &layout.workspace_root)
+    let rel = crate::deps_crate::relative_path(&layout.deps_dir, &layout.workspace_root)
         .to_string_lossy()
         .replace('\\', "/");
     if let Some(workspace) = doc.get_mut("workspace").and_then(Item::as_table_like_mut) {
@@ -199,7 +216,7 @@ fn remove_manifest_additions(doc: &mut DocumentMut, layout: &Layout, original: &
 }
 
 /// Removes the generated files that still hold what `wrap` wrote; returns those left in place.
-fn remove_generated(layout: &Layout, record: &Record) -> anyhow::Result<Vec<String>> {
+fn remove_generated(layout: &Layout, record: &Record) -> Result<Vec<String>, RecordError> {
     let mut left = Vec::new();
     for rel in &record.generated {
         let path = layout.workspace_root.join(rel);
@@ -212,13 +229,19 @@ fn remove_generated(layout: &Layout, record: &Record) -> anyhow::Result<Vec<Stri
             left.push(rel.display().to_string());
             continue;
         }
-        std::fs::remove_file(&path)
-            .with_context(|| format!("failed to remove `{}`", path.display()))?;
+        std::fs::remove_file(&path).map_err(|source| RecordError::Io {
+            action: "remove",
+            path: path.clone(),
+            source,
+        })?;
         fsutil::crash_point(&format!("remove:{}", rel.display()));
     }
     let record_path = layout.deps_dir.join(RECORD_FILE);
-    std::fs::remove_file(&record_path)
-        .with_context(|| format!("failed to remove `{}`", record_path.display()))?;
+    std::fs::remove_file(&record_path).map_err(|source| RecordError::Io {
+        action: "remove",
+        path: record_path.clone(),
+        source,
+    })?;
     // Only empty directories go; anything the user put there stays.
     for dir in [layout.deps_dir.join("src"), layout.deps_dir.clone()] {
         if std::fs::remove_dir(&dir).is_err() && dir.exists() {
@@ -236,7 +259,7 @@ fn remove_generated(layout: &Layout, record: &Record) -> anyhow::Result<Vec<Stri
 /// A lock file `wrap` created goes only while it holds exactly the bytes `wrap` left in it
 /// ([`Record::lockfile_ours`]): once cargo or the user changed it, it records their resolution
 /// (a dependency added, a version pinned) and deleting it would lose that.
-fn restore_lockfile(layout: &Layout, record: Option<&Record>) -> bool {
+fn restore_lockfile(layout: &Layout, record: Option<&Record>, warnings: &mut Vec<String>) -> bool {
     let lock = layout.workspace_root.join("Cargo.lock");
     let Ok(text) = std::fs::read_to_string(&lock) else {
         return false;
@@ -247,7 +270,7 @@ fn restore_lockfile(layout: &Layout, record: Option<&Record>) -> bool {
             && dylib_dev_runtime::hash_file(&lock).ok() == record.lockfile_ours;
         if ours {
             if let Err(e) = std::fs::remove_file(&lock) {
-                ui::warn(format!(
+                warnings.push(format!(
                     "could not remove `{}` (it did not exist before `wrap`): {e}",
                     lock.display()
                 ));
@@ -260,7 +283,7 @@ fn restore_lockfile(layout: &Layout, record: Option<&Record>) -> bool {
         return kept;
     }
     if !crate::project::settle_lockfile(&layout.workspace_root.join("Cargo.toml")) {
-        ui::warn(format!(
+        warnings.push(format!(
             "`{}` still lists `{}`; the next cargo command removes it",
             lock.display(),
             layout.deps_crate

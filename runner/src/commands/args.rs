@@ -1,6 +1,10 @@
-//! Argument groups several commands share, and their translation into the engine's terms.
+//! Argument groups several commands share, their translation into the engine's terms, and the
+//! output several commands share (a command never calls another command).
+use crate::cargo::{BuildOutcome, CargoBuild, CargoStderr};
+use anyhow::Context;
+use cargo_metadata::Package;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Flags every subcommand takes.
 #[derive(Debug, Args)]
@@ -22,7 +26,67 @@ pub struct GlobalArgs {
         default_value = "auto",
         hide_env_values = true
     )]
-    pub color: crate::ui::ColorChoice,
+    pub color: Color,
+}
+
+/// `--color`'s values: clap's view of [`crate::ui::ColorChoice`], so `ui` names no clap type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Color {
+    /// On a terminal, unless `NO_COLOR` is set.
+    #[default]
+    Auto,
+    /// Always, also into a file or a pipe.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl From<Color> for crate::ui::ColorChoice {
+    fn from(color: Color) -> crate::ui::ColorChoice {
+        match color {
+            Color::Auto => crate::ui::ColorChoice::Auto,
+            Color::Always => crate::ui::ColorChoice::Always,
+            Color::Never => crate::ui::ColorChoice::Never,
+        }
+    }
+}
+
+impl GlobalArgs {
+    /// Locks the workspace at `root` for a command that changes it, saying why it waits (unless
+    /// `--quiet`) and warning on a file system without locks.
+    pub fn lock_workspace(&self, root: &Path) -> anyhow::Result<crate::lock::WorkspaceLock> {
+        let quiet = self.quiet;
+        let lock = crate::lock::WorkspaceLock::acquire(root, &mut |notice| match notice {
+            crate::lock::LockNotice::Blocking { root } => {
+                if !quiet {
+                    crate::ui::status(
+                        "Blocking",
+                        format!(
+                            "waiting for the lock on workspace `{}`: another `dylib-dev` wrap, unwrap, init or deinit is changing it",
+                            root.display()
+                        ),
+                    );
+                }
+            }
+            crate::lock::LockNotice::Unlockable { root, error } => crate::ui::warn(format!(
+                "could not lock the workspace `{}` ({error}); make sure no other dylib-dev run changes it at the same time",
+                root.display()
+            )),
+        })?;
+        Ok(lock)
+    }
+}
+
+/// Prints lines an engine composed for output several commands share (e.g. what `unwrap` did,
+/// which `deinit` shows too).
+pub fn show(lines: &[crate::report::Line]) {
+    for line in lines {
+        match line {
+            crate::report::Line::Status(verb, msg) => crate::ui::status(verb, msg),
+            crate::report::Line::Warn(msg) => crate::ui::warn(msg),
+            crate::report::Line::Note(msg) => crate::ui::note(msg),
+        }
+    }
 }
 
 /// Which package of which workspace, named as cargo names it.
@@ -59,5 +123,50 @@ impl PackageArgs {
             manifest_path: self.manifest_path.clone(),
             package: self.package.clone(),
         }
+    }
+}
+
+/// Runs the build with cargo's stderr passed through, then prints the diagnostics (errors
+/// first) and fails with a one-line summary if the build failed.
+pub fn build_and_report(build: CargoBuild, package: &Package) -> anyhow::Result<BuildOutcome> {
+    // Our own process group would keep the terminal's Ctrl-C from reaching cargo; a one-shot
+    // build should stop on Ctrl-C exactly like plain cargo.
+    let build = build.stderr(CargoStderr::Inherit).own_process_group(false);
+    let outcome = build.run().context("failed to run the dynamic build")?;
+    outcome
+        .write_diagnostics(&mut std::io::stderr().lock())
+        .context("failed to write diagnostics")?;
+    let counts = outcome.counts();
+    if !outcome.success {
+        let detail = if counts.is_empty() {
+            format!("cargo exited with {}", outcome.status)
+        } else {
+            counts
+        };
+        anyhow::bail!("dynamic build of `{}` failed ({detail})", package.name);
+    }
+    // cargo's own `Finished ... in 0.5s` line already went by on the inherited stderr.
+    if !counts.is_empty() {
+        crate::ui::warn(format_args!(
+            "`{}` (dynamic build) generated {counts}",
+            package.name
+        ));
+    }
+    Ok(outcome)
+}
+
+/// Warns when `.cargo/config.toml` rustflags would be silently ignored by our RUSTFLAGS.
+pub fn warn_about_config_rustflags() {
+    if crate::cargo::env_rustflags_set() {
+        // The user's environment already overrides config rustflags for their own builds too.
+        return;
+    }
+    let Ok(cwd) = std::env::current_dir() else {
+        return;
+    };
+    for found in crate::cargo::config_rustflags(&cwd) {
+        crate::ui::warn(format_args!(
+            "{found} is ignored by dynamic builds: cargo drops config rustflags when RUSTFLAGS is set, and dylib-dev sets it for `-C prefer-dynamic`\n  help: put those flags in RUSTFLAGS as well; dylib-dev keeps them and appends its own"
+        ));
     }
 }

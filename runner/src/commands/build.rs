@@ -1,11 +1,31 @@
 //! `dylib-dev build`: a dynamic build.
 use super::Outcome;
 use super::args::BuildArgs;
-use super::args::GlobalArgs;
+use super::args::{GlobalArgs, build_and_report, warn_about_config_rustflags};
+use crate::dynamic::{dynamic_build, ensure_wrapped};
+use crate::project::Project;
+use crate::ui;
 
-/// Runs the command.
+/// Runs the command: the build, then where its executables are.
 pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let _ = global;
-    // Until the orchestration moves here: the old entry point and its exit code.
-    crate::dynamic::build_command(args).map(Outcome::Program)
+    let project = Project::load(&args.package.selector(), false)?;
+    let package = project.package();
+    ensure_wrapped(package)?;
+    warn_about_config_rustflags();
+    let mut build = dynamic_build(&project, &args.features, args.release);
+    if let Some(bin) = &args.bin {
+        build = build.bin(bin);
+    }
+    let outcome = build_and_report(build, package)?;
+    for artifact in outcome
+        .artifacts
+        .iter()
+        .filter(|a| a.package_id == package.id)
+    {
+        if let Some(exe) = &artifact.executable {
+            ui::status("Built", exe);
+        }
+    }
+    Ok(Outcome::Success)
 }

@@ -2,6 +2,9 @@
 use super::Outcome;
 use super::args::GlobalArgs;
 use super::args::PackageArgs;
+use crate::init::{self, Event, InitRequest};
+use crate::project::Project;
+use crate::{heavy, ui};
 use clap::Args;
 
 /// Arguments of `init`.
@@ -18,9 +21,55 @@ pub struct InitArgs {
     pub min_source_kib: u64,
 }
 
-/// Runs the command.
+/// Runs the command: locks the workspace, sets the package up, says what is left to do.
 pub fn run(args: &InitArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
-    let _ = global;
-    // Until the orchestration moves here: the old entry point and its exit code.
-    crate::init::command(args, global.quiet).map(Outcome::Program)
+    let selector = args.package.selector();
+    let light = Project::load(&selector, false)?;
+    // Held through the `wrap` inside (the lock is re-entrant within one process).
+    let _lock = global.lock_workspace(light.workspace_root().as_std_path())?;
+    let request = InitRequest {
+        selector,
+        crates: args.crates.clone(),
+        min_source_kib: args.min_source_kib,
+    };
+    let quiet = global.quiet;
+    let done = init::init(&light, &request, &mut |event| match event {
+        Event::Assessed { choices, min_kib } => {
+            if !quiet {
+                eprint!("{}", heavy::table(choices, min_kib));
+            }
+        }
+        Event::Warning(warning) => ui::warn(warning),
+        // Only `deinit` unwraps.
+        Event::Unwrapped(_) => {}
+    })?;
+    let places = &done.places;
+    if !quiet {
+        ui::status(
+            "Initialized",
+            format!(
+                "`{}` as the host of a dylib-dev project: logic crate `{}` in {}/, runtime copy in {}/",
+                places.package,
+                places.logic_crate,
+                places.rel(&places.logic_dir),
+                places.rel(&places.runtime_dir),
+            ),
+        );
+        if done.wrapped.is_empty() {
+            ui::note(
+                "nothing was wrapped; `dylib-dev wrap <crate>...` puts heavy dependencies into one dylib later",
+            );
+        } else {
+            ui::status(
+                "Wrapped",
+                format!(
+                    "{} into `{}`, linked by the host and the logic crate",
+                    done.wrapped.join(", "),
+                    places.layout.deps_crate
+                ),
+            );
+        }
+    }
+    print!("{}", done.guidance);
+    Ok(Outcome::Success)
 }

@@ -2,6 +2,10 @@
 use super::Outcome;
 use super::args::GlobalArgs;
 use super::args::PackageArgs;
+use crate::deps_crate::FEATURE;
+use crate::project::Project;
+use crate::wrap::{self, Change, WrapError, WrapEvent, WrapRequest};
+use crate::{heavy, ui};
 use clap::Args;
 
 /// Arguments of `wrap`.
@@ -24,9 +28,73 @@ pub struct WrapArgs {
     pub dry_run: bool,
 }
 
-/// Runs the command.
+/// Runs the command: locks the workspace, wraps, says what changed.
 pub fn run(args: &WrapArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
-    let _ = global;
-    // Until the orchestration moves here: the old entry point and its exit code.
-    crate::wrap::command(args, global.quiet).map(Outcome::Program)
+    if args.crates.is_empty() && !args.auto {
+        return Err(WrapError::NothingNamed.into());
+    }
+    let selector = args.package.selector();
+    // A light first load (no resolve, writes nothing) finds the workspace to lock.
+    let light = Project::load(&selector, false)?;
+    // Everything from here on reads what another run may be writing: one run at a time.
+    let _lock = global.lock_workspace(light.workspace_root().as_std_path())?;
+    let request = WrapRequest {
+        selector,
+        crates: args.crates.clone(),
+        auto_min_source_kib: args.auto.then_some(args.min_source_kib),
+        dry_run: args.dry_run,
+    };
+    let quiet = global.quiet;
+    let applied = wrap::wrap(&light, &request, &mut |event| match event {
+        WrapEvent::Assessed(choices) => {
+            if !quiet {
+                eprint!("{}", heavy::table(choices, args.min_source_kib));
+            }
+        }
+        WrapEvent::Warning(warning) => ui::warn(warning),
+    })?;
+    let layout = &applied.layout;
+    let keys = applied.keys.join(", ");
+    match &applied.change {
+        Change::Unchanged => {
+            if !quiet {
+                ui::status(
+                    "Unchanged",
+                    format!("`{}` already wraps {keys}", layout.deps_crate),
+                );
+            }
+        }
+        Change::Planned { created, modified } => {
+            ui::status("Would wrap", format!("{keys} into `{}`", layout.deps_crate));
+            for (verb, files) in [("Would create", created), ("Would modify", modified)] {
+                if !files.is_empty() {
+                    ui::status(verb, files.join(", "));
+                }
+            }
+        }
+        Change::Written {
+            created,
+            modified,
+            lockfile_settled,
+        } => {
+            if !lockfile_settled {
+                ui::warn("could not update Cargo.lock; the next cargo command will");
+            }
+            if !quiet {
+                ui::status(
+                    "Wrapped",
+                    format!("{keys} into `{}` (one dylib)", layout.deps_crate),
+                );
+                for (verb, files) in [("Created", created), ("Modified", modified)] {
+                    if !files.is_empty() {
+                        ui::status(verb, files.join(", "));
+                    }
+                }
+                ui::note(format!(
+                    "`dylib-dev build` and `dylib-dev run` link them dynamically (feature `{FEATURE}`); plain `cargo build` stays static; `dylib-dev unwrap` undoes this"
+                ));
+            }
+        }
+    }
+    Ok(Outcome::Success)
 }

@@ -47,10 +47,10 @@ pub fn watch_build(model: &WatchModel, options: &BuildOptions, show_progress: bo
         build = build.package(logic);
     }
     if model.host_has_dynamic {
-        build = build.feature(format!("{}/{}", model.host, crate::wrap::FEATURE));
+        build = build.feature(format!("{}/{}", model.host, crate::deps_crate::FEATURE));
     }
     for logic in &model.logic_with_dynamic {
-        build = build.feature(format!("{logic}/{}", crate::wrap::FEATURE));
+        build = build.feature(format!("{logic}/{}", crate::deps_crate::FEATURE));
     }
     build = build.features(options.features.iter().cloned());
     // dylib-dev as rustc's wrapper records the logic libraries' invocations for the fast path

@@ -399,10 +399,10 @@ impl WatchModel {
             target_dir: meta.target_directory.join("dylib-dev").into_std_path_buf(),
             host: host.name.to_string(),
             host_bin,
-            host_has_dynamic: host.features.contains_key(crate::wrap::FEATURE),
+            host_has_dynamic: host.features.contains_key(crate::deps_crate::FEATURE),
             logic_with_dynamic: logic_pkgs
                 .iter()
-                .filter(|p| p.features.contains_key(crate::wrap::FEATURE))
+                .filter(|p| p.features.contains_key(crate::deps_crate::FEATURE))
                 .map(|p| p.name.to_string())
                 .collect(),
             logic,

@@ -1,0 +1,260 @@
+//! What `init` writes before `wrap`: checks first, then every file computed, then the writes.
+use super::places::Places;
+use super::report::{InitError, InitFailed};
+use crate::deps_crate::{self, DepTable, relative_path};
+use crate::fsutil;
+use crate::journal::InitRecord;
+use crate::manifest::{self, Manifest};
+use crate::project::Project;
+use crate::templates::{self, RUNTIME_PACKAGE};
+use std::path::{Path, PathBuf};
+use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
+
+/// The host's binary: its crate root.
+pub fn host_bin(package: &cargo_metadata::Package) -> Result<PathBuf, InitError> {
+    let bins: Vec<&cargo_metadata::Target> =
+        package.targets.iter().filter(|t| t.is_bin()).collect();
+    let chosen = match (bins.as_slice(), &package.default_run) {
+        ([], _) => None,
+        ([one], _) => Some(*one),
+        (many, Some(name)) => many.iter().copied().find(|t| &t.name == name),
+        (many, None) => {
+            return Err(InitError::AmbiguousBin {
+                package: package.name.to_string(),
+                bins: many
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    };
+    chosen
+        .map(|t| t.src_path.clone().into_std_path_buf())
+        .ok_or_else(|| InitError::NoBin {
+            package: package.name.to_string(),
+        })
+}
+
+/// Refuses a project that already has what `init` would add.
+pub fn refuse_if_set_up(project: &Project, places: &Places) -> Result<(), InitFailed> {
+    if places.record.exists() {
+        return Err(InitError::AlreadyInitialized {
+            package: places.package.clone(),
+            record: places.record.clone(),
+        }
+        .into());
+    }
+    let root = Manifest::read(&places.root_manifest)?;
+    if root
+        .doc
+        .get("workspace")
+        .and_then(|w| w.get("metadata"))
+        .and_then(|m| m.get("dylib-dev"))
+        .is_some()
+    {
+        return Err(InitError::AlreadyConfigured {
+            manifest: places.root_manifest.clone(),
+            what: "has [workspace.metadata.dylib-dev]".into(),
+        }
+        .into());
+    }
+    let host = Manifest::read(&places.host_manifest)?;
+    if host
+        .doc
+        .get("dependencies")
+        .and_then(|d| d.get(RUNTIME_PACKAGE))
+        .is_some()
+    {
+        return Err(InitError::AlreadyConfigured {
+            manifest: places.host_manifest.clone(),
+            what: format!("depends on `{RUNTIME_PACKAGE}`"),
+        }
+        .into());
+    }
+    if project.member(&places.logic_crate).is_some() {
+        return Err(InitError::NameTaken {
+            name: places.logic_crate.clone(),
+        }
+        .into());
+    }
+    for (dir, what) in [
+        (&places.logic_dir, "logic crate"),
+        (&places.runtime_dir, "runtime copy"),
+    ] {
+        if dir.exists() {
+            return Err(InitError::Taken {
+                path: dir.clone(),
+                what,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// A file to create: (absolute path, bytes).
+pub type NewFile = (PathBuf, Vec<u8>);
+/// A file to modify: (absolute path, bytes before, bytes after).
+pub type Edit = (PathBuf, String, String);
+
+/// Every file `init` creates and modifies (before `wrap`), computed before anything is written.
+pub fn plan(
+    project: &Project,
+    places: &Places,
+    mut host: Manifest,
+    wrapped: &[String],
+) -> Result<(Vec<NewFile>, Vec<Edit>), InitFailed> {
+    let pkg = project.package();
+    let mut generated: Vec<NewFile> = vec![
+        (
+            places.logic_dir.join("Cargo.toml"),
+            logic_manifest(places, &pkg.edition.to_string(), &host.doc, wrapped)?.into_bytes(),
+        ),
+        (
+            places.logic_dir.join("src").join("lib.rs"),
+            logic_lib(places).into_bytes(),
+        ),
+    ];
+    for (rel, bytes) in templates::runtime_files() {
+        generated.push((places.runtime_dir.join(rel), bytes));
+    }
+
+    add_runtime_dependency(&mut host.doc, places);
+    let mut touched = Vec::new();
+    let same = places.host_manifest == places.root_manifest;
+    let mut root = if same {
+        host
+    } else {
+        touched.push((
+            places.host_manifest.clone(),
+            host.original.clone(),
+            host.render(),
+        ));
+        Manifest::read(&places.root_manifest)?
+    };
+    deps_crate::register_member(
+        &mut root.doc,
+        &root.path,
+        &places.logic_dir,
+        &places.root,
+        same,
+    )?;
+    configure_workspace(&mut root.doc, places);
+    touched.insert(0, (root.path.clone(), root.original.clone(), root.render()));
+    Ok((generated, touched))
+}
+
+/// `dylib-dev-runtime = { path = "...", version = "=X" }` in the host's `[dependencies]`.
+fn add_runtime_dependency(doc: &mut DocumentMut, places: &Places) {
+    let mut entry = InlineTable::new();
+    let path = relative_path(&places.runtime_dir, &places.package_dir);
+    entry.insert(
+        "path",
+        Value::from(path.to_string_lossy().replace('\\', "/")),
+    );
+    entry.insert(
+        "version",
+        Value::from(format!("={}", templates::runtime_version())),
+    );
+    let deps = manifest::table_mut(doc.as_table_mut(), "dependencies");
+    deps.insert(RUNTIME_PACKAGE, toml_edit::value(entry));
+    if let Some(mut key) = deps.key_mut(RUNTIME_PACKAGE) {
+        key.leaf_decor_mut().set_prefix(
+            "# Added by `dylib-dev init`: loads the logic crate and swaps it on every save. A copy of\n\
+             # the runtime this dylib-dev speaks to; a later release depends on it from crates.io.\n",
+        );
+    }
+}
+
+/// The runtime copy out of the workspace, and `[workspace.metadata.dylib-dev]`.
+fn configure_workspace(doc: &mut DocumentMut, places: &Places) {
+    let workspace = manifest::table_mut(doc.as_table_mut(), "workspace");
+    let exclude = workspace
+        .entry("exclude")
+        .or_insert_with(|| toml_edit::value(Array::new()));
+    if let Some(array) = exclude.as_array_mut() {
+        manifest::push_formatted(array, &places.rel(&places.runtime_dir));
+    }
+    let metadata = workspace.entry("metadata").or_insert_with(|| {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        Item::Table(t)
+    });
+    if let Some(metadata) = metadata.as_table_mut() {
+        let ours = manifest::table_mut(metadata, "dylib-dev");
+        ours.decor_mut().set_prefix(
+            "\n# What `dylib-dev watch` runs (added by `dylib-dev init`; `dylib-dev deinit` removes it).\n",
+        );
+        ours.insert("host", toml_edit::value(&places.package));
+        ours.insert(
+            "logic",
+            toml_edit::value(Array::from_iter([places.logic_crate.as_str()])),
+        );
+    }
+}
+
+/// The logic crate's manifest: a `cdylib` with the wrapped crates as the host has them.
+fn logic_manifest(
+    places: &Places,
+    edition: &str,
+    host: &DocumentMut,
+    wrapped: &[String],
+) -> Result<String, InitFailed> {
+    let mut doc = DocumentMut::new();
+    doc.decor_mut().set_prefix(format!(
+        "# The reloadable logic of `{}`, added by `dylib-dev init`: `dylib-dev watch` rebuilds it on\n\
+         # every save and swaps it into the running host. Add what the code you move here needs.\n",
+        places.package
+    ));
+    let package = manifest::table_mut(doc.as_table_mut(), "package");
+    package.insert("name", toml_edit::value(&places.logic_crate));
+    package.insert("version", toml_edit::value("0.1.0"));
+    package.insert("edition", toml_edit::value(edition));
+    package.insert("publish", toml_edit::value(false));
+    let lib = manifest::table_mut(doc.as_table_mut(), "lib");
+    lib.insert("crate-type", toml_edit::value(Array::from_iter(["cdylib"])));
+    let deps = manifest::table_mut(doc.as_table_mut(), "dependencies");
+    for name in wrapped {
+        let found =
+            crate::wrap::find_dependency(host, name, &places.package, &places.host_manifest)?;
+        for entry in found.entries.iter().filter(|e| e.table == DepTable::Normal) {
+            let value =
+                deps_crate::deps_entry(&entry.item, false, &places.package_dir, &places.logic_dir);
+            deps.insert(&found.key, toml_edit::value(value));
+        }
+    }
+    Ok(doc.to_string())
+}
+
+fn logic_lib(places: &Places) -> String {
+    format!(
+        "//! The reloadable logic of `{}`, added by `dylib-dev init`. `dylib-dev watch` rebuilds this\n\
+         //! crate on every save and swaps it into the running host: move here the functions you\n\
+         //! iterate on, each as `#[unsafe(no_mangle)] pub fn`, and declare them in the host's\n\
+         //! `dylib_dev_runtime::hot_module!` (`dylib-dev init` printed how).\n",
+        places.package
+    )
+}
+
+/// Writes the planned files, journalling the hash of each created one.
+pub fn apply(
+    places: &Places,
+    record: &mut InitRecord,
+    generated: &[NewFile],
+    touched: &[Edit],
+) -> Result<(), InitFailed> {
+    for ((path, bytes), entry) in generated.iter().zip(record.generated.iter_mut()) {
+        fsutil::write_new(path, bytes).map_err(InitFailed::io("write", path))?;
+        entry.hash = Some(hash(path)?);
+    }
+    record.save(&places.record)?;
+    for (path, _, after) in touched {
+        fsutil::write_atomic(path, after.as_bytes()).map_err(InitFailed::io("write", path))?;
+    }
+    Ok(())
+}
+
+fn hash(path: &Path) -> Result<String, InitFailed> {
+    dylib_dev_runtime::hash_file(path).map_err(InitFailed::io("read", path))
+}
