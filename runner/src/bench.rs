@@ -10,9 +10,9 @@
 //! The edited file is restored at the end.
 use crate::cargo::{CargoBuild, CargoStderr};
 use crate::commands::bench::{BenchArgs, BenchLoop};
+use crate::duration::ms;
 use crate::watch::build::{BuildOptions, products, watch_build};
 use crate::watch::model::WatchModel;
-use crate::watch::session::ms;
 use anyhow::{Context, bail};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -217,7 +217,7 @@ fn restart_loop(
         let made = run_build()?;
         let built = written.elapsed();
         let mut cmd = if kind == BenchLoop::Dynamic {
-            crate::dynamic::program_command(&made.host_exe, host_package, &toolchain)?
+            crate::host::program_command(&made.host_exe, host_package, &toolchain)?
         } else {
             Command::new(&made.host_exe)
         };

@@ -8,10 +8,10 @@
 //! what stays behind: resident memory (`VmRSS`), the library copies still mapped and their mapped
 //! size (`/proc/<pid>/maps`), and the copies on disk.
 use crate::commands::bench::BenchArgs;
+use crate::duration::ms;
 use crate::reload::{Outcome, ReloadServer};
 use crate::watch::build::{BuildOptions, products, watch_build};
 use crate::watch::model::WatchModel;
-use crate::watch::session::ms;
 use anyhow::{Context, bail};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -92,7 +92,7 @@ pub fn run(
 
     let mut server = ReloadServer::start().context("failed to create the reload channel")?;
     let (lib, first) = versions[0].clone();
-    let mut cmd = crate::dynamic::program_command(&host_exe, &host_package, &toolchain)?;
+    let mut cmd = crate::host::program_command(&host_exe, &host_package, &toolchain)?;
     cmd.args(&args.args)
         .envs(server.host_env(&[(lib.as_str(), first.as_path())])?)
         .stdin(Stdio::null())
