@@ -9,9 +9,10 @@ use super::fs::{Change, FsWatcher, PathFilter};
 use super::model::WatchModel;
 use super::route::{Route, merge, route_batch};
 use crate::cargo::{BuildDiagnostic, BuildHandle, BuildOutcome};
-use crate::fastpath::{self, FastOutcome, Invocation};
+use crate::duration::ms;
 use crate::host::{self, HostProcess};
 use crate::reload::{HostEvent, Outcome, ReloadServer, SaveOutcome};
+use crate::rustc_shim::fastpath::{self, FastOutcome, Invocation};
 use crate::signals::Stop;
 use crate::toolchain::Toolchain;
 use crate::ui;
@@ -804,8 +805,7 @@ impl Session {
         toolchain: &Toolchain,
         made: Products,
     ) -> anyhow::Result<Running> {
-        let mut cmd =
-            crate::dynamic::program_command(&made.host_exe, &self.host_package, toolchain)?;
+        let mut cmd = crate::host::program_command(&made.host_exe, &self.host_package, toolchain)?;
         cmd.args(&self.args);
         let libs: Vec<(&str, &std::path::Path)> = made
             .libs
@@ -881,16 +881,5 @@ impl Session {
         if !self.quiet {
             ui::status(verb, msg);
         }
-    }
-}
-
-/// `412 ms`, `1.25 s`.
-pub fn ms(d: Duration) -> String {
-    if d < Duration::from_millis(1) {
-        format!("{:.2} ms", d.as_secs_f64() * 1e3)
-    } else if d < Duration::from_secs(10) {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
     }
 }
