@@ -2,6 +2,7 @@
 use super::Outcome;
 use super::args::BuildArgs;
 use super::args::GlobalArgs;
+use crate::watch::{build, model, session};
 use clap::Args;
 
 /// Arguments of `watch`.
@@ -30,9 +31,43 @@ pub struct WatchArgs {
     pub args: Vec<std::ffi::OsString>,
 }
 
-/// Runs the command.
+/// Runs the command: loads the project, then the session until a signal stops it.
 pub fn run(args: &WatchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
-    let _ = global;
-    // Until the orchestration moves here: the old entry point and its exit code.
-    crate::watch::command(args, global.quiet).map(Outcome::Program)
+    let mut package_args = args.build.package.clone();
+    let host_override = package_args.package.take();
+    // Timings are checked at each load, before anything is built: a value that cannot work is
+    // refused.
+    let flags = model::TimingFlags {
+        debounce_ms: args.debounce_ms,
+        hang_timeout_ms: args.hang_timeout_ms,
+    };
+    // The same steps at the start and after every manifest change.
+    let load = move || -> anyhow::Result<(model::WatchModel, cargo_metadata::Package)> {
+        let (_, metadata) = crate::project::load_metadata(&package_args.selector(), false)?;
+        let model = model::WatchModel::from_metadata_and_flags(
+            &metadata,
+            host_override.as_deref(),
+            &flags,
+        )?;
+        let host_package = model.host_package(&metadata).clone();
+        Ok((model, host_package))
+    };
+    let (model, host_package) = load()?;
+    let session = session::Session {
+        model,
+        build: build::BuildOptions {
+            features: args.build.features.clone(),
+            release: args.build.release,
+            fast_path: !args.no_fast_path,
+            plain_rustc: args.plain_rustc,
+        },
+        args: args.args.clone(),
+        quiet: global.quiet,
+        host_package,
+        reload: Box::new(load),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(session.run()).map(Outcome::Stopped)
 }

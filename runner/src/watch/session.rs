@@ -20,7 +20,6 @@ use anyhow::Context;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -123,8 +122,8 @@ enum SwapVerdict {
 }
 
 impl Session {
-    /// Runs until Ctrl-C / SIGTERM.
-    pub async fn run(mut self) -> anyhow::Result<ExitCode> {
+    /// Runs until Ctrl-C, SIGTERM or SIGHUP; returns which one stopped it.
+    pub async fn run(mut self) -> anyhow::Result<Stop> {
         let mut toolchain = Toolchain::detect()?;
         let mut reload_server =
             ReloadServer::start().context("failed to create the reload channel")?;
@@ -214,8 +213,8 @@ impl Session {
                         server.lock().unwrap_or_else(|e| e.into_inner()).accept_pending();
                     }
                     if let Some(made) = catch_up {
-                        if let Some(code) = self.catch_up(&server, &mut host, &toolchain, made, &mut version, &mut signals).await? {
-                            return Ok(code);
+                        if let Some(stop) = self.catch_up(&server, &mut host, &toolchain, made, &mut version, &mut signals).await? {
+                            return Ok(stop);
                         }
                         continue;
                     }
@@ -367,8 +366,8 @@ impl Session {
                         } else if pending.is_none() && let Some(made) = last.clone() {
                             // The build failed: a host that waits for its first build (its
                             // artifact changed before it opened it) gets the last good one.
-                            if let Some(code) = self.catch_up(&server, &mut host, &toolchain, made, &mut version, &mut signals).await? {
-                                return Ok(code);
+                            if let Some(stop) = self.catch_up(&server, &mut host, &toolchain, made, &mut version, &mut signals).await? {
+                                return Ok(stop);
                             }
                         }
                     }
@@ -551,7 +550,7 @@ impl Session {
 
     /// Sends the newest build of each logic library to a host that runs an older one (it opened
     /// the library after that build, or could not open it at all and waits), restarting the host
-    /// if it refuses. `Some(exit code)` when Ctrl-C came meanwhile.
+    /// if it refuses. `Some(signal)` when Ctrl-C (or SIGTERM, SIGHUP) came meanwhile.
     async fn catch_up(
         &self,
         server: &Arc<Mutex<ReloadServer>>,
@@ -560,7 +559,7 @@ impl Session {
         last: Products,
         version: &mut u64,
         signals: &mut crate::signals::Signals,
-    ) -> anyhow::Result<Option<ExitCode>> {
+    ) -> anyhow::Result<Option<Stop>> {
         let Some(running) = host.as_ref() else {
             return Ok(None);
         };
@@ -865,8 +864,8 @@ impl Session {
         ui::error(&anyhow::anyhow!("build failed ({what}); {keep}"));
     }
 
-    /// Stops the host after a signal (the build was cancelled already); the exit code to return.
-    async fn stop(&self, host: Option<Running>, signal: Stop) -> ExitCode {
+    /// Stops the host after a signal (the build was cancelled already); returns that signal.
+    async fn stop(&self, host: Option<Running>, signal: Stop) -> Stop {
         if let Some(h) = host {
             let _ = h.process.stop(self.model.stop_timeout).await;
         }
@@ -874,7 +873,7 @@ impl Session {
         if signal != Stop::HangUp {
             self.status("Stopped", "watcher, host and builds");
         }
-        signal.exit_code()
+        signal
     }
 
     fn status(&self, verb: &str, msg: impl std::fmt::Display) {
