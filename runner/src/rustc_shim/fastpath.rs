@@ -412,9 +412,9 @@ mod tests {
 
     /// rustc's stderr (`--error-format=json --json=diagnostic-rendered-ansi,artifacts`, as cargo
     /// asks for it) building a cdylib with one syntax error.
-    const SYNTAX_ERROR: &str = include_str!("../tests/data/rustc-syntax-error.jsonl");
+    const SYNTAX_ERROR: &str = include_str!("../../tests/data/rustc-syntax-error.jsonl");
     /// The same crate without the error: one unused variable, and the library.
-    const WARNING: &str = include_str!("../tests/data/rustc-warning.jsonl");
+    const WARNING: &str = include_str!("../../tests/data/rustc-warning.jsonl");
 
     #[test]
     fn rustc_closing_summary_is_not_counted() {
