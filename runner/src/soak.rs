@@ -7,7 +7,7 @@
 //! delete the old copy; `dlclose` only for hosts that opted in to unloading). What it measures is
 //! what stays behind: resident memory (`VmRSS`), the library copies still mapped and their mapped
 //! size (`/proc/<pid>/maps`), and the copies on disk.
-use crate::commands::bench::BenchArgs;
+use crate::bench::BenchOptions;
 use crate::duration::ms;
 use crate::reload::{Outcome, ReloadServer};
 use crate::watch::build::{BuildOptions, products, watch_build};
@@ -34,16 +34,28 @@ pub struct Sample {
     pub copies_on_disk: usize,
 }
 
+/// What a soak measured.
+pub struct SoakResult {
+    /// Swaps done.
+    pub swaps: u64,
+    /// From the first swap to the last.
+    pub elapsed: Duration,
+    /// Each swap as the host measured it.
+    pub times: Vec<Duration>,
+    /// Looks at the host: before the first swap, every tenth of the run, after the last.
+    pub samples: Vec<Sample>,
+}
+
 /// Runs the soak: `file` holds `marker` once (checked by the caller).
 pub fn run(
-    args: &BenchArgs,
+    args: &BenchOptions,
     swaps: u64,
     metadata: &cargo_metadata::Metadata,
     file: &Path,
     original: &str,
     marker: &str,
-) -> anyhow::Result<std::process::ExitCode> {
-    let model = WatchModel::from_metadata(metadata, args.package.package.as_deref())?;
+) -> anyhow::Result<SoakResult> {
+    let model = WatchModel::from_metadata(metadata, args.host.as_deref())?;
     let host_package = model.host_package(metadata).clone();
     let toolchain = crate::toolchain::Toolchain::detect()?;
     eprintln!(
@@ -143,8 +155,12 @@ pub fn run(
     wait_for_line(&lines, last, Duration::from_secs(30))
         .context("the host does not show the last version")?;
     drop(host);
-    report(swaps, elapsed, &mut times, &samples, args.json);
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(SoakResult {
+        swaps,
+        elapsed,
+        times,
+        samples,
+    })
 }
 
 /// The host, killed when the soak ends however it ends.
@@ -236,62 +252,4 @@ fn walk_count(dir: &Path, pred: &dyn Fn(&Path) -> bool) -> usize {
             }
         })
         .sum()
-}
-
-fn report(swaps: u64, elapsed: Duration, times: &mut [Duration], samples: &[Sample], json: bool) {
-    times.sort_unstable();
-    let pct = |p: f64| {
-        times
-            .get(((times.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or_default()
-    };
-    let (first, last) = (&samples[0], &samples[samples.len() - 1]);
-    // Growth over the second half: what a long session would keep adding.
-    let mid = &samples[samples.len() / 2];
-    let per_swap = |a: &Sample, b: &Sample| {
-        (b.rss_kib as f64 - a.rss_kib as f64) / (b.swaps - a.swaps).max(1) as f64
-    };
-    if json {
-        let value = serde_json::json!({
-            "soak": swaps,
-            "seconds": elapsed.as_secs_f64(),
-            "swap_us": {
-                "median": pct(0.5).as_micros() as u64,
-                "p99": pct(0.99).as_micros() as u64,
-                "max": pct(1.0).as_micros() as u64,
-            },
-            "rss_kib": { "before": first.rss_kib, "after": last.rss_kib },
-            "rss_kib_per_swap": { "all": per_swap(first, last), "second_half": per_swap(mid, last) },
-            "mapped_copies": { "before": first.mapped_copies, "after": last.mapped_copies },
-            "mapped_kib": { "before": first.mapped_kib, "after": last.mapped_kib },
-            "copies_on_disk_after": last.copies_on_disk,
-            "samples": samples,
-        });
-        println!("{value:#}");
-        return;
-    }
-    println!(
-        "{swaps} swaps in {} ({} per swap; median {}, p99 {}, max {})",
-        ms(elapsed),
-        ms(elapsed / swaps.max(1) as u32),
-        ms(pct(0.5)),
-        ms(pct(0.99)),
-        ms(pct(1.0))
-    );
-    println!(
-        "host RSS: {} KiB -> {} KiB ({:+.1} KiB per swap; {:+.1} over the second half)",
-        first.rss_kib,
-        last.rss_kib,
-        per_swap(first, last),
-        per_swap(mid, last)
-    );
-    println!(
-        "mapped library copies: {} ({} KiB) -> {} ({} KiB); copies on disk: {}",
-        first.mapped_copies,
-        first.mapped_kib,
-        last.mapped_copies,
-        last.mapped_kib,
-        last.copies_on_disk
-    );
 }
