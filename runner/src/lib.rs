@@ -24,6 +24,7 @@ pub mod project;
 pub mod record;
 #[cfg(unix)] // the control socket is a Unix domain socket
 pub mod reload;
+pub mod roles;
 pub mod rustc_shim;
 pub mod signals;
 #[cfg(unix)]
