@@ -9,7 +9,6 @@
 //!
 //! The edited file is restored at the end.
 use crate::cargo::{CargoBuild, CargoStderr};
-use crate::duration::ms;
 use crate::watch::build::{BuildOptions, products, watch_build};
 use crate::watch::model::WatchModel;
 use anyhow::{Context, bail};
@@ -131,6 +130,27 @@ pub fn edit_target(
     })
 }
 
+/// What the loops report as they run, for the command to show.
+#[derive(Debug)]
+pub enum BenchProgress {
+    /// A restart loop's first build, which compiles everything.
+    WarmUp,
+    /// Edit `index` showed in the output `latency` after the write; `build` is a restart loop's
+    /// build time.
+    Edit {
+        /// 1-based.
+        index: usize,
+        /// Write to output.
+        latency: Duration,
+        /// The build's part (restart loops).
+        build: Option<Duration>,
+    },
+    /// A line of the watcher's with an error in it, seen while waiting for output.
+    WatcherError(String),
+    /// A build failed (its diagnostics say why).
+    BuildFailed(crate::cargo::BuildOutcome),
+}
+
 /// The loops' shared set-up: the project's host and logic, and the file being edited.
 pub struct Bench {
     root: PathBuf,
@@ -169,15 +189,20 @@ impl Bench {
     }
 
     /// Times one loop.
-    pub fn run_loop(&self, kind: BenchLoop) -> anyhow::Result<LoopResult> {
+    pub fn run_loop(
+        &self,
+        kind: BenchLoop,
+        progress: &mut dyn FnMut(BenchProgress),
+    ) -> anyhow::Result<LoopResult> {
         match kind {
-            BenchLoop::Hot => hot_loop(&self.root, &self.options, &self.edit),
+            BenchLoop::Hot => hot_loop(&self.root, &self.options, &self.edit, progress),
             BenchLoop::Static | BenchLoop::Dynamic => restart_loop(
                 kind,
                 &self.model,
                 &self.host_package,
                 &self.options,
                 &self.edit,
+                progress,
             ),
         }
     }
@@ -191,16 +216,6 @@ pub struct Edit {
     pub original: String,
     /// The literal each edit rewrites.
     pub marker: String,
-}
-
-impl Edit {
-    /// Puts the file back when the returned guard drops, however the bench ends.
-    pub fn restore_on_drop(&self) -> Restore {
-        Restore {
-            path: self.file.clone(),
-            original: self.original.clone(),
-        }
-    }
 }
 
 impl Edit {
@@ -225,12 +240,17 @@ pub struct LoopResult {
     pub noop_build_ms: Option<f64>,
 }
 
-fn hot_loop(root: &Path, args: &BenchOptions, edit: &Edit) -> anyhow::Result<LoopResult> {
+fn hot_loop(
+    root: &Path,
+    args: &BenchOptions,
+    edit: &Edit,
+    progress: &mut dyn FnMut(BenchProgress),
+) -> anyhow::Result<LoopResult> {
     let mut watch = start_watch(root, args)?;
     let (tx, lines) = mpsc::channel();
     forward(watch.stdout.take().expect("piped"), true, tx.clone());
     forward(watch.stderr.take().expect("piped"), false, tx);
-    let result = measure(&lines, edit, args, &mut watch);
+    let result = measure(&lines, edit, args, &mut watch, progress);
     stop(&mut watch);
     let (samples, rss) = result?;
     Ok(LoopResult {
@@ -247,6 +267,7 @@ fn restart_loop(
     host_package: &cargo_metadata::Package,
     args: &BenchOptions,
     edit: &Edit,
+    progress: &mut dyn FnMut(BenchProgress),
 ) -> anyhow::Result<LoopResult> {
     let build = match kind {
         BenchLoop::Static => {
@@ -270,24 +291,26 @@ fn restart_loop(
         ),
     };
     let toolchain = crate::toolchain::Toolchain::detect()?;
-    let run_build = || -> anyhow::Result<crate::watch::build::Products> {
-        let outcome = build.run().context("failed to run cargo")?;
-        if !outcome.success {
-            let _ = outcome.write_diagnostics(&mut std::io::stderr());
-            bail!("the {} build failed ({})", kind.name(), outcome.counts());
-        }
-        products(model, &outcome).context("cargo reported no host binary or logic library")
-    };
-    eprintln!("  warm-up build (a first one compiles everything)");
-    run_build()?;
+    let run_build =
+        |progress: &mut dyn FnMut(BenchProgress)| -> anyhow::Result<crate::watch::build::Products> {
+            let outcome = build.run().context("failed to run cargo")?;
+            if !outcome.success {
+                let counts = outcome.counts();
+                progress(BenchProgress::BuildFailed(outcome));
+                bail!("the {} build failed ({counts})", kind.name());
+            }
+            products(model, &outcome).context("cargo reported no host binary or logic library")
+        };
+    progress(BenchProgress::WarmUp);
+    run_build(progress)?;
     let noop = Instant::now();
-    run_build()?;
+    run_build(progress)?;
     let noop_build_ms = Some(noop.elapsed().as_secs_f64() * 1e3);
     let mut samples = Vec::new();
     for i in 1..=args.edits {
         std::thread::sleep(Duration::from_millis(args.pause_ms));
         let (next, written) = edit.apply(i)?;
-        let made = run_build()?;
+        let made = run_build(progress)?;
         let built = written.elapsed();
         let mut cmd = if kind == BenchLoop::Dynamic {
             crate::host::program_command(&made.host_exe, host_package, &toolchain)?
@@ -305,18 +328,20 @@ fn restart_loop(
             .with_context(|| format!("failed to start `{}`", made.host_exe.display()))?;
         let (tx, lines) = mpsc::channel();
         forward(host.stdout.take().expect("piped"), true, tx);
-        let shown = wait_for(&lines, Duration::from_secs(300), |l| l.text.contains(&next));
+        let shown = wait_for(&lines, Duration::from_secs(300), progress, |l| {
+            l.text.contains(&next)
+        });
         let _ = crate::platform::send_stop(host.id(), true, crate::platform::Stop::Kill);
         let _ = host.wait();
         let latency = shown
             .with_context(|| format!("edit {i}: the host did not print `{next}`"))?
             .at
             .duration_since(written);
-        eprintln!(
-            "  edit {i:>3}: {} to new output (build {})",
-            ms(latency),
-            ms(built)
-        );
+        progress(BenchProgress::Edit {
+            index: i,
+            latency,
+            build: Some(built),
+        });
         samples.push(Sample {
             latency_ms: latency.as_secs_f64() * 1e3,
             build_ms: Some(built.as_secs_f64() * 1e3),
@@ -329,20 +354,6 @@ fn restart_loop(
         rss: None,
         noop_build_ms,
     })
-}
-
-/// Puts the edited file back however the bench ends.
-pub struct Restore {
-    path: PathBuf,
-    original: String,
-}
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        if let Err(e) = crate::fsutil::write_atomic(&self.path, self.original.as_bytes()) {
-            crate::ui::warn(format!("could not restore `{}`: {e}", self.path.display()));
-        }
-    }
 }
 
 fn start_watch(root: &Path, args: &BenchOptions) -> anyhow::Result<Child> {
@@ -391,6 +402,7 @@ fn forward(stream: impl std::io::Read + Send + 'static, from_host: bool, tx: mps
 fn wait_for(
     lines: &Receiver<Line>,
     timeout: Duration,
+    progress: &mut dyn FnMut(BenchProgress),
     mut pred: impl FnMut(&Line) -> bool,
 ) -> anyhow::Result<Line> {
     let deadline = Instant::now() + timeout;
@@ -400,7 +412,7 @@ fn wait_for(
             Ok(line) if pred(&line) => return Ok(line),
             Ok(line) => {
                 if !line.from_host && line.text.contains("error") {
-                    eprintln!("  {}", line.text);
+                    progress(BenchProgress::WatcherError(line.text));
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
@@ -419,9 +431,10 @@ fn measure(
     edit: &Edit,
     args: &BenchOptions,
     watch: &mut Child,
+    progress: &mut dyn FnMut(BenchProgress),
 ) -> anyhow::Result<(Vec<Sample>, Rss)> {
     let mut host_pid = None;
-    wait_for(lines, Duration::from_secs(1800), |l| {
+    wait_for(lines, Duration::from_secs(1800), progress, |l| {
         if let Some(pid) = l
             .text
             .split("host (pid ")
@@ -450,7 +463,7 @@ fn measure(
         while lines.try_recv().is_ok() {}
         let (next, written) = edit.apply(i)?;
         let mut status = None;
-        let shown = wait_for(lines, Duration::from_secs(300), |l| {
+        let shown = wait_for(lines, Duration::from_secs(300), progress, |l| {
             if !l.from_host && l.text.contains("Swapped") {
                 status = Some(l.text.clone());
             }
@@ -460,7 +473,7 @@ fn measure(
         let latency = shown.at.duration_since(written);
         // The watcher's status line for this swap may also come just after the output.
         if status.is_none() {
-            status = wait_for(lines, Duration::from_secs(10), |l| {
+            status = wait_for(lines, Duration::from_secs(10), progress, |l| {
                 !l.from_host && l.text.contains("Swapped")
             })
             .ok()
@@ -473,7 +486,11 @@ fn measure(
             swap_ms: field("swapped in "),
             link_ms: field("(link "),
         });
-        eprintln!("  edit {i:>3}: {} to new output", ms(latency));
+        progress(BenchProgress::Edit {
+            index: i,
+            latency,
+            build: None,
+        });
         if let Ok(Some(status)) = watch.try_wait() {
             bail!("`dylib-dev watch` exited with {status}");
         }

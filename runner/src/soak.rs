@@ -34,6 +34,29 @@ pub struct Sample {
     pub copies_on_disk: usize,
 }
 
+/// What the soak reports as it runs, for the command to show.
+#[derive(Debug)]
+pub enum SoakProgress {
+    /// It starts: this many swaps into the host package's host.
+    Started {
+        /// Swaps to do.
+        swaps: u64,
+        /// The host package.
+        host: String,
+    },
+    /// A version of the logic library was built (`a`: as it is, `b`: the marker rewritten).
+    VersionBuilt {
+        /// `a` or `b`.
+        name: &'static str,
+        /// The build's duration.
+        took: Duration,
+    },
+    /// A build failed (its diagnostics say why).
+    BuildFailed(crate::cargo::BuildOutcome),
+    /// A look at the host, every tenth of the run.
+    Looked(Sample),
+}
+
 /// What a soak measured.
 pub struct SoakResult {
     /// Swaps done.
@@ -54,14 +77,15 @@ pub fn run(
     file: &Path,
     original: &str,
     marker: &str,
+    progress: &mut dyn FnMut(SoakProgress),
 ) -> anyhow::Result<SoakResult> {
     let model = WatchModel::from_metadata(metadata, args.host.as_deref())?;
     let host_package = model.host_package(metadata).clone();
     let toolchain = crate::toolchain::Toolchain::detect()?;
-    eprintln!(
-        "dylib-dev bench --soak: {swaps} swaps of the logic library of `{}` into one host",
-        model.host
-    );
+    progress(SoakProgress::Started {
+        swaps,
+        host: model.host.clone(),
+    });
 
     // Two builds of the logic library: A (as it is) and B (marker rewritten).
     let builds = tempfile::Builder::new()
@@ -82,7 +106,7 @@ pub fn run(
             .run()
             .context("failed to run cargo")?;
         if !outcome.success {
-            let _ = outcome.write_diagnostics(&mut std::io::stderr());
+            progress(SoakProgress::BuildFailed(outcome));
             bail!("the build of version {name} failed");
         }
         let made =
@@ -95,7 +119,10 @@ pub fn run(
         let copy = dir.join(artifact.file_name().expect("a file"));
         std::fs::copy(artifact, &copy)
             .with_context(|| format!("failed to copy `{}`", artifact.display()))?;
-        eprintln!("  built version {name} in {}", ms(started.elapsed()));
+        progress(SoakProgress::VersionBuilt {
+            name,
+            took: started.elapsed(),
+        });
         versions.push((lib.clone(), copy));
         host_exe = made.host_exe;
     }
@@ -133,18 +160,7 @@ pub fn run(
         }
         if version % every == 0 || version == swaps {
             let sample = look(&server, version)?;
-            eprintln!(
-                "  {version:>6} swaps: RSS {} KiB, {} mapped cop{} ({} KiB), {} on disk",
-                sample.rss_kib,
-                sample.mapped_copies,
-                if sample.mapped_copies == 1 {
-                    "y"
-                } else {
-                    "ies"
-                },
-                sample.mapped_kib,
-                sample.copies_on_disk
-            );
+            progress(SoakProgress::Looked(sample.clone()));
             samples.push(sample);
         }
     }

@@ -2,7 +2,9 @@
 use super::Outcome;
 use super::args::GlobalArgs;
 use super::args::PackageArgs;
-use crate::bench::{self, Bench, BenchLoop, BenchOptions, LoopResult, Sample, spread};
+use crate::bench::{
+    self, Bench, BenchLoop, BenchOptions, BenchProgress, LoopResult, Sample, spread,
+};
 use crate::duration::ms;
 use clap::Args;
 use std::path::PathBuf;
@@ -95,7 +97,10 @@ pub fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         plain_rustc: args.plain_rustc,
         args: args.args.clone(),
     };
-    let restore = edit.restore_on_drop();
+    let restore = Restore {
+        path: edit.file.clone(),
+        original: edit.original.clone(),
+    };
     #[cfg(unix)]
     if let Some(swaps) = args.soak {
         let result = crate::soak::run(
@@ -105,6 +110,7 @@ pub fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             &edit.file,
             &edit.original,
             &edit.marker,
+            &mut soak_progress,
         );
         if let Ok(soaked) = &result {
             soak_report(soaked, args.json);
@@ -122,11 +128,80 @@ pub fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             args.edits,
             bench.file().display()
         );
-        results.push((kind, bench.run_loop(kind)?));
+        results.push((kind, bench.run_loop(kind, &mut progress)?));
     }
     drop(restore);
     report(&results, bench.debounce(), args.json);
     Ok(Outcome::Success)
+}
+
+/// Puts the edited file back however the bench ends.
+pub struct Restore {
+    path: PathBuf,
+    original: String,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if let Err(e) = crate::fsutil::write_atomic(&self.path, self.original.as_bytes()) {
+            crate::ui::warn(format!("could not restore `{}`: {e}", self.path.display()));
+        }
+    }
+}
+
+/// Shows the loops' progress on stderr.
+fn progress(event: BenchProgress) {
+    match event {
+        BenchProgress::WarmUp => eprintln!("  warm-up build (a first one compiles everything)"),
+        BenchProgress::Edit {
+            index,
+            latency,
+            build: Some(built),
+        } => eprintln!(
+            "  edit {index:>3}: {} to new output (build {})",
+            ms(latency),
+            ms(built)
+        ),
+        BenchProgress::Edit {
+            index,
+            latency,
+            build: None,
+        } => eprintln!("  edit {index:>3}: {} to new output", ms(latency)),
+        BenchProgress::WatcherError(line) => eprintln!("  {line}"),
+        BenchProgress::BuildFailed(outcome) => {
+            let _ = outcome.write_diagnostics(&mut std::io::stderr());
+        }
+    }
+}
+
+/// Shows the soak's progress on stderr.
+#[cfg(unix)]
+fn soak_progress(event: crate::soak::SoakProgress) {
+    use crate::soak::SoakProgress;
+    match event {
+        SoakProgress::Started { swaps, host } => eprintln!(
+            "dylib-dev bench --soak: {swaps} swaps of the logic library of `{host}` into one host"
+        ),
+        SoakProgress::VersionBuilt { name, took } => {
+            eprintln!("  built version {name} in {}", ms(took))
+        }
+        SoakProgress::BuildFailed(outcome) => {
+            let _ = outcome.write_diagnostics(&mut std::io::stderr());
+        }
+        SoakProgress::Looked(sample) => eprintln!(
+            "  {:>6} swaps: RSS {} KiB, {} mapped cop{} ({} KiB), {} on disk",
+            sample.swaps,
+            sample.rss_kib,
+            sample.mapped_copies,
+            if sample.mapped_copies == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            sample.mapped_kib,
+            sample.copies_on_disk
+        ),
+    }
 }
 
 /// Prints what the loops measured: a table, or JSON.
