@@ -136,7 +136,7 @@ pub fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
 }
 
 /// Puts the edited file back however the bench ends.
-pub struct Restore {
+struct Restore {
     path: PathBuf,
     original: String,
 }

@@ -368,3 +368,100 @@ fn state_text(state: &StateHandOff) -> String {
         StateHandOff::NotSaved { why } => format!("; state not saved ({why})"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn build(by: BuiltBy, warnings: usize) -> BuildInfo {
+        BuildInfo {
+            duration: Duration::from_millis(412),
+            by,
+            counts: Counts {
+                errors: 0,
+                warnings,
+            },
+        }
+    }
+
+    #[test]
+    fn build_suffix_says_how_and_what_it_found() {
+        assert_eq!(build_suffix(&build(BuiltBy::Cargo, 0)), "");
+        assert_eq!(build_suffix(&build(BuiltBy::Cargo, 2)), " (2 warnings)");
+        let fast = BuiltBy::Rustc {
+            link: Some(Duration::from_millis(62)),
+        };
+        assert_eq!(
+            build_suffix(&build(fast, 1)),
+            " by rustc directly (link 62 ms) (1 warning)"
+        );
+        let unlinked = BuiltBy::Rustc { link: None };
+        assert_eq!(build_suffix(&build(unlinked, 0)), " by rustc directly");
+    }
+
+    #[test]
+    fn restart_reasons_read_as_before() {
+        let refused = RestartReason::Swap {
+            cause: RestartCause::SwapRefused,
+            rebuilt_in: Some(Duration::from_millis(80)),
+        };
+        assert_eq!(reason_text(&refused), "swap refused; rebuilt in 80 ms");
+        let stuck = RestartReason::Swap {
+            cause: RestartCause::Stuck {
+                call: "logic::step".into(),
+            },
+            rebuilt_in: None,
+        };
+        assert_eq!(reason_text(&stuck), "`logic::step` was stuck");
+        let kept = RestartReason::Swap {
+            cause: RestartCause::OldVersionsKept {
+                lib: "logic".into(),
+                count: 3,
+                bytes: 300 << 20,
+            },
+            rebuilt_in: None,
+        };
+        assert_eq!(
+            reason_text(&kept),
+            "3 old versions of logic were kept mapped (300.0 MiB)"
+        );
+        // A refused swap of a rustc-only build, then cargo's build for the restart.
+        let after = RestartReason::Rebuilt {
+            cause: Some(RestartCause::SwapRefused),
+            build: build(BuiltBy::Cargo, 1),
+        };
+        assert_eq!(
+            reason_text(&after),
+            "swap refused; rebuilt in 412 ms (1 warning)"
+        );
+        let plain = RestartReason::Rebuilt {
+            cause: None,
+            build: build(BuiltBy::Cargo, 0),
+        };
+        assert_eq!(reason_text(&plain), "rebuilt in 412 ms");
+    }
+
+    #[test]
+    fn state_hand_off_reads_as_before() {
+        assert_eq!(state_text(&StateHandOff::Nothing), "");
+        assert_eq!(
+            state_text(&StateHandOff::Saved { bytes: 12 }),
+            "; state handed off (12 bytes)"
+        );
+        assert_eq!(
+            state_text(&StateHandOff::Stuck {
+                call: "logic::step".into()
+            }),
+            "; state not saved (`logic::step` is stuck)"
+        );
+        assert_eq!(counts_text(Counts::default()), "");
+        assert_eq!(
+            counts_text(Counts {
+                errors: 1,
+                warnings: 2
+            }),
+            "1 error, 2 warnings"
+        );
+    }
+}
