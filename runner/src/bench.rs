@@ -9,14 +9,13 @@
 //!
 //! The edited file is restored at the end.
 use crate::cargo::{CargoBuild, CargoStderr};
-use crate::commands::bench::{BenchArgs, BenchLoop};
 use crate::watch::build::{BuildOptions, products, watch_build};
 use crate::watch::model::WatchModel;
-use crate::watch::session::ms;
 use anyhow::{Context, bail};
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -48,9 +47,52 @@ pub struct Sample {
     pub link_ms: Option<f64>,
 }
 
-/// Runs `dylib-dev bench`.
-pub fn command(args: &BenchArgs) -> anyhow::Result<ExitCode> {
-    let (_, metadata) = crate::project::load_metadata(&args.package.selector(), false)?;
+/// An edit-build-run loop that `bench` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchLoop {
+    /// `cargo build` of host and logic, then a fresh host.
+    Static,
+    /// The same in dynamic mode (deps dylib, `-C prefer-dynamic`), then a fresh host.
+    Dynamic,
+    /// `dylib-dev watch`: logic swapped into the running host.
+    Hot,
+}
+
+impl BenchLoop {
+    /// Its name on the command line (and in errors and the JSON report).
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchLoop::Static => "static",
+            BenchLoop::Dynamic => "dynamic",
+            BenchLoop::Hot => "hot",
+        }
+    }
+}
+
+/// How the loops run: what `bench`'s command line asked for.
+#[derive(Debug, Clone, Default)]
+pub struct BenchOptions {
+    /// The host package (`-p`), as for `watch`.
+    pub host: Option<String>,
+    /// Number of timed edits per loop.
+    pub edits: usize,
+    /// Pause before each edit, in milliseconds.
+    pub pause_ms: u64,
+    /// Run `watch --no-fast-path`.
+    pub no_fast_path: bool,
+    /// Run `watch --plain-rustc` (and build the dynamic loop so).
+    pub plain_rustc: bool,
+    /// Arguments for the host.
+    pub args: Vec<OsString>,
+}
+
+/// The file `bench` edits and the marker it rewrites, from the command line or the settings;
+/// checked to hold the marker exactly once.
+pub fn edit_target(
+    metadata: &cargo_metadata::Metadata,
+    file: Option<PathBuf>,
+    marker: Option<String>,
+) -> anyhow::Result<Edit> {
     let settings: BenchSettings = metadata
         .workspace_metadata
         .get("dylib-dev")
@@ -61,15 +103,11 @@ pub fn command(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_default();
     let root = metadata.workspace_root.as_std_path();
     let help = "  help: pass --file <logic source> --marker <a literal from it that shows up in the output>, or set them in [workspace.metadata.dylib-dev.bench]";
-    let file = args
-        .file
-        .clone()
+    let file = file
         .or(settings.file)
         .map(|f| root.join(f))
         .with_context(|| format!("no file to edit\n{help}"))?;
-    let marker = args
-        .marker
-        .clone()
+    let marker = marker
         .or(settings.marker)
         .with_context(|| format!("no marker to rewrite\n{help}"))?;
     let original = std::fs::read_to_string(&file)
@@ -85,50 +123,99 @@ pub fn command(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             file.display()
         ),
     }
-    let restore = Restore {
-        path: file.clone(),
-        original: original.clone(),
-    };
-    #[cfg(unix)]
-    if let Some(swaps) = args.soak {
-        let result = crate::soak::run(args, swaps, &metadata, &file, &original, &marker);
-        drop(restore);
-        return result;
-    }
-
-    let model = WatchModel::from_metadata(&metadata, args.package.package.as_deref())?;
-    let host_package = model.host_package(&metadata).clone();
-    let edit = Edit {
+    Ok(Edit {
         file,
         original,
         marker,
-    };
-    let mut results = Vec::new();
-    for kind in &args.loops {
-        eprintln!(
-            "dylib-dev bench: {} loop, {} edits of {}",
-            kind.name(),
-            args.edits,
-            edit.file.display()
-        );
-        let result = match kind {
-            BenchLoop::Hot => hot_loop(root, args, &edit),
-            BenchLoop::Static | BenchLoop::Dynamic => {
-                restart_loop(*kind, &model, &host_package, args, &edit)
-            }
-        };
-        results.push((*kind, result?));
+    })
+}
+
+/// What the loops report as they run, for the command to show.
+#[derive(Debug)]
+pub enum BenchProgress {
+    /// A restart loop's first build, which compiles everything.
+    WarmUp,
+    /// Edit `index` showed in the output `latency` after the write; `build` is a restart loop's
+    /// build time.
+    Edit {
+        /// 1-based.
+        index: usize,
+        /// Write to output.
+        latency: Duration,
+        /// The build's part (restart loops).
+        build: Option<Duration>,
+    },
+    /// A line of the watcher's with an error in it, seen while waiting for output.
+    WatcherError(String),
+    /// A build failed (its diagnostics say why).
+    BuildFailed(crate::cargo::BuildOutcome),
+}
+
+/// The loops' shared set-up: the project's host and logic, and the file being edited.
+pub struct Bench {
+    root: PathBuf,
+    model: WatchModel,
+    host_package: cargo_metadata::Package,
+    edit: Edit,
+    options: BenchOptions,
+}
+
+impl Bench {
+    /// Resolves host and logic in `metadata`.
+    pub fn new(
+        metadata: &cargo_metadata::Metadata,
+        options: BenchOptions,
+        edit: Edit,
+    ) -> anyhow::Result<Bench> {
+        let model = WatchModel::from_metadata(metadata, options.host.as_deref())?;
+        let host_package = model.host_package(metadata).clone();
+        Ok(Bench {
+            root: metadata.workspace_root.as_std_path().to_path_buf(),
+            model,
+            host_package,
+            edit,
+            options,
+        })
     }
-    drop(restore);
-    report(&results, model.debounce, args.json);
-    Ok(ExitCode::SUCCESS)
+
+    /// The file the loops edit.
+    pub fn file(&self) -> &Path {
+        &self.edit.file
+    }
+
+    /// The watcher's debounce, reported as part of the hot loop's time.
+    pub fn debounce(&self) -> Duration {
+        self.model.debounce
+    }
+
+    /// Times one loop.
+    pub fn run_loop(
+        &self,
+        kind: BenchLoop,
+        progress: &mut dyn FnMut(BenchProgress),
+    ) -> anyhow::Result<LoopResult> {
+        match kind {
+            BenchLoop::Hot => hot_loop(&self.root, &self.options, &self.edit, progress),
+            BenchLoop::Static | BenchLoop::Dynamic => restart_loop(
+                kind,
+                &self.model,
+                &self.host_package,
+                &self.options,
+                &self.edit,
+                progress,
+            ),
+        }
+    }
 }
 
 /// The file being edited and how.
-struct Edit {
-    file: PathBuf,
-    original: String,
-    marker: String,
+pub struct Edit {
+    /// The source file.
+    pub file: PathBuf,
+    /// Its text before the bench.
+    pub original: String,
+    /// The literal each edit rewrites.
+    pub marker: String,
 }
 
 impl Edit {
@@ -144,20 +231,26 @@ impl Edit {
 }
 
 /// What one loop measured.
-struct LoopResult {
-    samples: Vec<Sample>,
+pub struct LoopResult {
+    /// One per edit.
+    pub samples: Vec<Sample>,
     /// Host RSS (KiB) before the first and after the last edit, for the hot loop.
-    rss: Rss,
+    pub rss: Rss,
     /// A build with nothing to do: cargo's own overhead (restart loops).
-    noop_build_ms: Option<f64>,
+    pub noop_build_ms: Option<f64>,
 }
 
-fn hot_loop(root: &Path, args: &BenchArgs, edit: &Edit) -> anyhow::Result<LoopResult> {
+fn hot_loop(
+    root: &Path,
+    args: &BenchOptions,
+    edit: &Edit,
+    progress: &mut dyn FnMut(BenchProgress),
+) -> anyhow::Result<LoopResult> {
     let mut watch = start_watch(root, args)?;
     let (tx, lines) = mpsc::channel();
     forward(watch.stdout.take().expect("piped"), true, tx.clone());
     forward(watch.stderr.take().expect("piped"), false, tx);
-    let result = measure(&lines, edit, args, &mut watch);
+    let result = measure(&lines, edit, args, &mut watch, progress);
     stop(&mut watch);
     let (samples, rss) = result?;
     Ok(LoopResult {
@@ -172,8 +265,9 @@ fn restart_loop(
     kind: BenchLoop,
     model: &WatchModel,
     host_package: &cargo_metadata::Package,
-    args: &BenchArgs,
+    args: &BenchOptions,
     edit: &Edit,
+    progress: &mut dyn FnMut(BenchProgress),
 ) -> anyhow::Result<LoopResult> {
     let build = match kind {
         BenchLoop::Static => {
@@ -197,27 +291,29 @@ fn restart_loop(
         ),
     };
     let toolchain = crate::toolchain::Toolchain::detect()?;
-    let run_build = || -> anyhow::Result<crate::watch::build::Products> {
-        let outcome = build.run().context("failed to run cargo")?;
-        if !outcome.success {
-            let _ = outcome.write_diagnostics(&mut std::io::stderr());
-            bail!("the {} build failed ({})", kind.name(), outcome.counts());
-        }
-        products(model, &outcome).context("cargo reported no host binary or logic library")
-    };
-    eprintln!("  warm-up build (a first one compiles everything)");
-    run_build()?;
+    let run_build =
+        |progress: &mut dyn FnMut(BenchProgress)| -> anyhow::Result<crate::watch::build::Products> {
+            let outcome = build.run().context("failed to run cargo")?;
+            if !outcome.success {
+                let counts = outcome.counts();
+                progress(BenchProgress::BuildFailed(outcome));
+                bail!("the {} build failed ({counts})", kind.name());
+            }
+            products(model, &outcome).context("cargo reported no host binary or logic library")
+        };
+    progress(BenchProgress::WarmUp);
+    run_build(progress)?;
     let noop = Instant::now();
-    run_build()?;
+    run_build(progress)?;
     let noop_build_ms = Some(noop.elapsed().as_secs_f64() * 1e3);
     let mut samples = Vec::new();
     for i in 1..=args.edits {
         std::thread::sleep(Duration::from_millis(args.pause_ms));
         let (next, written) = edit.apply(i)?;
-        let made = run_build()?;
+        let made = run_build(progress)?;
         let built = written.elapsed();
         let mut cmd = if kind == BenchLoop::Dynamic {
-            crate::dynamic::program_command(&made.host_exe, host_package, &toolchain)?
+            crate::host::program_command(&made.host_exe, host_package, &toolchain)?
         } else {
             Command::new(&made.host_exe)
         };
@@ -232,18 +328,20 @@ fn restart_loop(
             .with_context(|| format!("failed to start `{}`", made.host_exe.display()))?;
         let (tx, lines) = mpsc::channel();
         forward(host.stdout.take().expect("piped"), true, tx);
-        let shown = wait_for(&lines, Duration::from_secs(300), |l| l.text.contains(&next));
+        let shown = wait_for(&lines, Duration::from_secs(300), progress, |l| {
+            l.text.contains(&next)
+        });
         let _ = crate::platform::send_stop(host.id(), true, crate::platform::Stop::Kill);
         let _ = host.wait();
         let latency = shown
             .with_context(|| format!("edit {i}: the host did not print `{next}`"))?
             .at
             .duration_since(written);
-        eprintln!(
-            "  edit {i:>3}: {} to new output (build {})",
-            ms(latency),
-            ms(built)
-        );
+        progress(BenchProgress::Edit {
+            index: i,
+            latency,
+            build: Some(built),
+        });
         samples.push(Sample {
             latency_ms: latency.as_secs_f64() * 1e3,
             build_ms: Some(built.as_secs_f64() * 1e3),
@@ -258,21 +356,7 @@ fn restart_loop(
     })
 }
 
-/// Puts the edited file back however the bench ends.
-struct Restore {
-    path: PathBuf,
-    original: String,
-}
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        if let Err(e) = crate::fsutil::write_atomic(&self.path, self.original.as_bytes()) {
-            crate::ui::warn(format!("could not restore `{}`: {e}", self.path.display()));
-        }
-    }
-}
-
-fn start_watch(root: &Path, args: &BenchArgs) -> anyhow::Result<Child> {
+fn start_watch(root: &Path, args: &BenchOptions) -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("failed to find the dylib-dev executable")?;
     let mut cmd = Command::new(exe);
     // Its lines are parsed: no colours, whatever `CARGO_TERM_COLOR` says.
@@ -280,7 +364,7 @@ fn start_watch(root: &Path, args: &BenchArgs) -> anyhow::Result<Child> {
         .arg("--color=never")
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"));
-    if let Some(host) = &args.package.package {
+    if let Some(host) = &args.host {
         cmd.args(["-p", host]);
     }
     if args.no_fast_path {
@@ -318,6 +402,7 @@ fn forward(stream: impl std::io::Read + Send + 'static, from_host: bool, tx: mps
 fn wait_for(
     lines: &Receiver<Line>,
     timeout: Duration,
+    progress: &mut dyn FnMut(BenchProgress),
     mut pred: impl FnMut(&Line) -> bool,
 ) -> anyhow::Result<Line> {
     let deadline = Instant::now() + timeout;
@@ -327,7 +412,7 @@ fn wait_for(
             Ok(line) if pred(&line) => return Ok(line),
             Ok(line) => {
                 if !line.from_host && line.text.contains("error") {
-                    eprintln!("  {}", line.text);
+                    progress(BenchProgress::WatcherError(line.text));
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
@@ -338,16 +423,18 @@ fn wait_for(
     }
 }
 
-type Rss = Option<(u64, u64)>;
+/// Host RSS in KiB before the first and after the last edit.
+pub type Rss = Option<(u64, u64)>;
 
 fn measure(
     lines: &Receiver<Line>,
     edit: &Edit,
-    args: &BenchArgs,
+    args: &BenchOptions,
     watch: &mut Child,
+    progress: &mut dyn FnMut(BenchProgress),
 ) -> anyhow::Result<(Vec<Sample>, Rss)> {
     let mut host_pid = None;
-    wait_for(lines, Duration::from_secs(1800), |l| {
+    wait_for(lines, Duration::from_secs(1800), progress, |l| {
         if let Some(pid) = l
             .text
             .split("host (pid ")
@@ -376,7 +463,7 @@ fn measure(
         while lines.try_recv().is_ok() {}
         let (next, written) = edit.apply(i)?;
         let mut status = None;
-        let shown = wait_for(lines, Duration::from_secs(300), |l| {
+        let shown = wait_for(lines, Duration::from_secs(300), progress, |l| {
             if !l.from_host && l.text.contains("Swapped") {
                 status = Some(l.text.clone());
             }
@@ -386,7 +473,7 @@ fn measure(
         let latency = shown.at.duration_since(written);
         // The watcher's status line for this swap may also come just after the output.
         if status.is_none() {
-            status = wait_for(lines, Duration::from_secs(10), |l| {
+            status = wait_for(lines, Duration::from_secs(10), progress, |l| {
                 !l.from_host && l.text.contains("Swapped")
             })
             .ok()
@@ -399,7 +486,11 @@ fn measure(
             swap_ms: field("swapped in "),
             link_ms: field("(link "),
         });
-        eprintln!("  edit {i:>3}: {} to new output", ms(latency));
+        progress(BenchProgress::Edit {
+            index: i,
+            latency,
+            build: None,
+        });
         if let Ok(Some(status)) = watch.try_wait() {
             bail!("`dylib-dev watch` exited with {status}");
         }
@@ -471,105 +562,6 @@ pub fn spread(values: &[f64]) -> Option<Spread> {
         min: v[0],
         max: v[v.len() - 1],
     })
-}
-
-fn report(results: &[(BenchLoop, LoopResult)], debounce: Duration, json: bool) {
-    let col = |r: &LoopResult, f: fn(&Sample) -> Option<f64>| {
-        r.samples.iter().filter_map(f).collect::<Vec<f64>>()
-    };
-    let latency = |r: &LoopResult| spread(&col(r, |s| Some(s.latency_ms)));
-    let hot = results
-        .iter()
-        .find(|(k, _)| *k == BenchLoop::Hot)
-        .and_then(|(_, r)| latency(r));
-    if json {
-        let loops: Vec<serde_json::Value> = results
-            .iter()
-            .map(|(kind, r)| {
-                serde_json::json!({
-                    "loop": kind.name(),
-                    "edits": r.samples.len(),
-                    "latency_ms": latency(r),
-                    "build_ms": spread(&col(r, |s| s.build_ms)),
-                    "swap_ms": spread(&col(r, |s| s.swap_ms)),
-                    "link_ms": spread(&col(r, |s| s.link_ms)),
-                    "noop_build_ms": r.noop_build_ms,
-                    "host_rss_kib": r.rss.map(|(a, b)| serde_json::json!({"before": a, "after": b})),
-                    "samples": r.samples,
-                })
-            })
-            .collect();
-        println!(
-            "{:#}",
-            serde_json::json!({ "debounce_ms": debounce.as_millis() as u64, "loops": loops })
-        );
-        return;
-    }
-    println!(
-        "{:<34} {:>9} {:>9} {:>9} {:>9}",
-        "edit to new output (ms)", "median", "min", "max", "vs hot"
-    );
-    for (kind, r) in results {
-        if let Some(s) = latency(r) {
-            let ratio = hot
-                .map(|h| format!("{:.1}x", s.median / h.median))
-                .unwrap_or_default();
-            println!(
-                "{:<34} {:>9.0} {:>9.0} {:>9.0} {:>9}",
-                kind.title(),
-                s.median,
-                s.min,
-                s.max,
-                ratio
-            );
-        }
-    }
-    println!();
-    println!(
-        "{:<34} {:>9} {:>9} {:>9}",
-        "where the time went (ms)", "median", "min", "max"
-    );
-    for (kind, r) in results {
-        let mut rows = vec![(
-            format!("{}: build", kind.name()),
-            spread(&col(r, |s| s.build_ms)),
-        )];
-        if *kind == BenchLoop::Hot {
-            rows.insert(
-                0,
-                (
-                    "hot: debounce (setting)".to_string(),
-                    spread(&[debounce.as_secs_f64() * 1e3]),
-                ),
-            );
-            rows.push((
-                "hot: of the build, the link".to_string(),
-                spread(&col(r, |s| s.link_ms)),
-            ));
-            rows.push((
-                "hot: swap (copy, dlopen, switch)".to_string(),
-                spread(&col(r, |s| s.swap_ms)),
-            ));
-        }
-        if let Some(noop) = r.noop_build_ms {
-            rows.push((
-                format!("{}: cargo with nothing to do", kind.name()),
-                spread(&[noop]),
-            ));
-        }
-        for (name, s) in rows {
-            if let Some(s) = s {
-                println!("{name:<34} {:>9.1} {:>9.1} {:>9.1}", s.median, s.min, s.max);
-            }
-        }
-        if let Some((before, after)) = r.rss {
-            let per = (after as f64 - before as f64) / r.samples.len().max(1) as f64;
-            println!(
-                "{:<34} {before} KiB -> {after} KiB ({per:+.0} KiB per swap)",
-                "hot: host RSS"
-            );
-        }
-    }
 }
 
 #[cfg(test)]

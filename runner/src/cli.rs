@@ -96,6 +96,15 @@ pub fn exit_code(result: anyhow::Result<Outcome>) -> ExitCode {
     })
 }
 
+/// The exit code of the rustc shim (wrapper or linker).
+fn shim_exit(shim: crate::rustc_shim::ShimExit) -> ExitCode {
+    use crate::rustc_shim::ShimExit;
+    ExitCode::from(match shim {
+        ShimExit::Code(code) => code,
+        ShimExit::RustcNotStarted => exit::RUSTC_NOT_STARTED,
+    })
+}
+
 /// The whole program, for both binaries: the roles this executable plays when it is started by
 /// another process (guard, rustc wrapper, linker), then the command line.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
@@ -105,12 +114,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
     crate::guard::enable();
     // Started by cargo as rustc's wrapper during a watch build: record, then become rustc.
-    if let Some(code) = crate::fastpath::run_as_rustc_wrapper() {
-        return code;
+    if let Some(shim) = crate::rustc_shim::run_as_rustc_wrapper() {
+        return shim_exit(shim);
     }
     // Started by a tuned rustc as its linker: link the logic library against stubs.
-    if let Some(code) = crate::tuning::run_as_linker() {
-        return code;
+    if let Some(shim) = crate::rustc_shim::run_as_linker() {
+        return shim_exit(shim);
     }
     let cli = Cli::parse_from(args);
     // Before logging: log lines are coloured by the same choice.

@@ -230,7 +230,7 @@ fn check_wrapper(path: &[PathBuf]) -> Check {
     }
 }
 
-/// What `watch` can do to logic rebuilds here (the fast path and [`crate::tuning`]).
+/// What `watch` can do to logic rebuilds here (the fast path and [`crate::rustc_shim`]).
 fn check_logic_tuning() -> Check {
     if let Some(theirs) = std::env::var_os("RUSTC_WORKSPACE_WRAPPER") {
         return Check::warn(
@@ -243,7 +243,7 @@ fn check_logic_tuning() -> Check {
         );
     }
     let stub = if cfg!(target_os = "linux") {
-        if crate::tuning::stub_links_here() {
+        if crate::rustc_shim::stub::stub_links_here() {
             ", linked against a stub of the deps dylib"
         } else {
             "; `cc` cannot build a stub shared library here, so logic links read the whole deps dylib (~0.2 s more with polars)"

@@ -4,16 +4,11 @@
 //! `<package>-deps` dylib) and `-C prefer-dynamic` for every crate (so everything shares one
 //! `libstd-*.so`), in its own target dir `<target>/dylib-dev`: changed RUSTFLAGS invalidate cargo's
 //! cache, and the user's normal static build must not pay for that. The program it produces needs
-//! its libraries at run time; [`library_path_env`] says where they are, and the watcher reuses it.
+//! its libraries at run time; [`crate::host::program_command`] starts it so.
 use crate::cargo::CargoBuild;
-use crate::platform;
 use crate::project::Project;
-use crate::toolchain::Toolchain;
-use anyhow::Context;
 use cargo_metadata::{Package, TargetKind};
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 /// What stops a dynamic build or run before cargo is asked.
 #[derive(Debug, thiserror::Error)]
@@ -107,60 +102,10 @@ pub fn dynamic_build(project: &Project, features: &[String], release: bool) -> C
         // from the shared library too ("cannot satisfy dependencies so `std` only shows up once").
         .rustflag("-Cprefer-dynamic");
     // The same wrapper as `watch`, so the two share cargo's cache (it fingerprints the wrapper).
-    for (key, value) in crate::fastpath::wrapper_env() {
+    for (key, value) in crate::rustc_shim::fastpath::wrapper_env() {
         build = build.env(key, value);
     }
     build
-}
-
-/// The directories a program of a dynamic build loads libraries from: the profile dir, its
-/// `deps/`, and the toolchain's shared std.
-pub fn library_dirs(profile_dir: &Path, toolchain: &Toolchain) -> Vec<PathBuf> {
-    vec![
-        profile_dir.to_path_buf(),
-        profile_dir.join("deps"),
-        toolchain.runtime_dir(),
-    ]
-}
-
-/// The loader variable and its value for a program of a dynamic build whose executable sits in
-/// `profile_dir`: [`library_dirs`] in front of the variable's current value.
-pub fn library_path_env(
-    profile_dir: &Path,
-    toolchain: &Toolchain,
-) -> anyhow::Result<(&'static str, OsString)> {
-    let var = platform::LIBRARY_PATH_VAR;
-    let value =
-        platform::prepend_search_path(&library_dirs(profile_dir, toolchain), std::env::var_os(var))
-            .with_context(|| {
-                format!("failed to build {var}: a library directory contains a separator")
-            })?;
-    Ok((var, value))
-}
-
-/// A command that starts `exe` (a program of a dynamic build of `package`) outside cargo: the
-/// library search path set, and the variables `cargo run` sets that programs read at run time.
-pub fn program_command(
-    exe: &Path,
-    package: &Package,
-    toolchain: &Toolchain,
-) -> anyhow::Result<Command> {
-    let profile_dir = exe
-        .parent()
-        .with_context(|| format!("executable `{}` has no parent directory", exe.display()))?;
-    let (var, value) = library_path_env(profile_dir, toolchain)?;
-    let mut cmd = Command::new(exe);
-    cmd.env(var, value);
-    let manifest_dir = package
-        .manifest_path
-        .parent()
-        .unwrap_or(&package.manifest_path);
-    // Bevy finds its `assets/` through CARGO_MANIFEST_DIR when started by `cargo run`.
-    cmd.env("CARGO_MANIFEST_DIR", manifest_dir)
-        .env("CARGO_MANIFEST_PATH", &package.manifest_path)
-        .env("CARGO_PKG_NAME", package.name.as_str())
-        .env("CARGO_PKG_VERSION", package.version.to_string());
-    Ok(cmd)
 }
 
 #[cfg(test)]

@@ -10,9 +10,64 @@
 //! timeout: a `kill -9` of the runner leaves no orphan host behind. Elsewhere (untested) an
 //! orphaned host keeps running; it only stops receiving reloads.
 use crate::platform::{self, Stop};
+use crate::toolchain::Toolchain;
+use anyhow::Context;
+use cargo_metadata::Package;
+use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::process::ExitStatus;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
 use std::time::Duration;
+
+/// The directories a program of a dynamic build loads libraries from: the profile dir, its
+/// `deps/`, and the toolchain's shared std.
+pub fn library_dirs(profile_dir: &Path, toolchain: &Toolchain) -> Vec<PathBuf> {
+    vec![
+        profile_dir.to_path_buf(),
+        profile_dir.join("deps"),
+        toolchain.runtime_dir(),
+    ]
+}
+
+/// The loader variable and its value for a program of a dynamic build whose executable sits in
+/// `profile_dir`: [`library_dirs`] in front of the variable's current value.
+pub fn library_path_env(
+    profile_dir: &Path,
+    toolchain: &Toolchain,
+) -> anyhow::Result<(&'static str, OsString)> {
+    let var = platform::LIBRARY_PATH_VAR;
+    let value =
+        platform::prepend_search_path(&library_dirs(profile_dir, toolchain), std::env::var_os(var))
+            .with_context(|| {
+                format!("failed to build {var}: a library directory contains a separator")
+            })?;
+    Ok((var, value))
+}
+
+/// A command that starts `exe` (a program of a dynamic build of `package`) outside cargo: the
+/// library search path set, and the variables `cargo run` sets that programs read at run time.
+pub fn program_command(
+    exe: &Path,
+    package: &Package,
+    toolchain: &Toolchain,
+) -> anyhow::Result<Command> {
+    let profile_dir = exe
+        .parent()
+        .with_context(|| format!("executable `{}` has no parent directory", exe.display()))?;
+    let (var, value) = library_path_env(profile_dir, toolchain)?;
+    let mut cmd = Command::new(exe);
+    cmd.env(var, value);
+    let manifest_dir = package
+        .manifest_path
+        .parent()
+        .unwrap_or(&package.manifest_path);
+    // Bevy finds its `assets/` through CARGO_MANIFEST_DIR when started by `cargo run`.
+    cmd.env("CARGO_MANIFEST_DIR", manifest_dir)
+        .env("CARGO_MANIFEST_PATH", &package.manifest_path)
+        .env("CARGO_PKG_NAME", package.name.as_str())
+        .env("CARGO_PKG_VERSION", package.version.to_string());
+    Ok(cmd)
+}
 
 /// A running host.
 pub struct HostProcess {

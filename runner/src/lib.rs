@@ -9,8 +9,8 @@ pub mod cli;
 pub mod commands;
 pub mod deps_crate;
 pub mod doctor;
+pub mod duration;
 pub mod dynamic;
-pub mod fastpath;
 pub mod fsutil;
 pub mod guard;
 pub mod heavy;
@@ -26,13 +26,14 @@ pub mod project;
 #[cfg(unix)] // the control socket is a Unix domain socket
 pub mod reload;
 pub mod report;
+pub mod roles;
+pub mod rustc_shim;
 pub mod signals;
 #[cfg(unix)]
 pub mod soak;
 pub mod source_edit;
 pub mod templates;
 pub mod toolchain;
-pub mod tuning;
 pub mod ui;
 pub mod unwrap;
 pub mod watch;

@@ -105,7 +105,7 @@ pub enum ReloadError {
     /// The host did not answer in time; a call into the library that never returns blocks a swap.
     #[error(
         "the host did not answer reload {version} of `{lib}` within {} (stuck in a call?)",
-        crate::watch::session::ms(*waited)
+        crate::duration::ms(*waited)
     )]
     NoAnswer {
         /// The library.
@@ -118,7 +118,7 @@ pub enum ReloadError {
     /// The host did not answer a `save` in time (stuck in a call, or busy).
     #[error(
         "the host did not answer the request to save its state within {}",
-        crate::watch::session::ms(*waited)
+        crate::duration::ms(*waited)
     )]
     SaveTimedOut {
         /// How long the runner waited.

@@ -1,6 +1,5 @@
 //! The signals that stop a long-running command (Ctrl-C, SIGTERM, SIGHUP), as one stream.
 use anyhow::Context;
-use std::process::ExitCode;
 
 /// A signal that stops a command before it is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,17 +10,6 @@ pub enum Stop {
     Terminate,
     /// SIGHUP: the terminal closed.
     HangUp,
-}
-
-impl Stop {
-    /// 128 + the signal's number, as a shell reports a process killed by it.
-    pub fn exit_code(self) -> ExitCode {
-        ExitCode::from(match self {
-            Stop::Interrupt => 130,
-            Stop::Terminate => 143,
-            Stop::HangUp => 129,
-        })
-    }
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP: each stops builds and the host before the watcher exits.

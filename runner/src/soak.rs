@@ -7,11 +7,11 @@
 //! delete the old copy; `dlclose` only for hosts that opted in to unloading). What it measures is
 //! what stays behind: resident memory (`VmRSS`), the library copies still mapped and their mapped
 //! size (`/proc/<pid>/maps`), and the copies on disk.
-use crate::commands::bench::BenchArgs;
+use crate::bench::BenchOptions;
+use crate::duration::ms;
 use crate::reload::{Outcome, ReloadServer};
 use crate::watch::build::{BuildOptions, products, watch_build};
 use crate::watch::model::WatchModel;
-use crate::watch::session::ms;
 use anyhow::{Context, bail};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -34,22 +34,58 @@ pub struct Sample {
     pub copies_on_disk: usize,
 }
 
+/// What the soak reports as it runs, for the command to show.
+#[derive(Debug)]
+pub enum SoakProgress {
+    /// It starts: this many swaps into the host package's host.
+    Started {
+        /// Swaps to do.
+        swaps: u64,
+        /// The host package.
+        host: String,
+    },
+    /// A version of the logic library was built (`a`: as it is, `b`: the marker rewritten).
+    VersionBuilt {
+        /// `a` or `b`.
+        name: &'static str,
+        /// The build's duration.
+        took: Duration,
+    },
+    /// A build failed (its diagnostics say why).
+    BuildFailed(crate::cargo::BuildOutcome),
+    /// A look at the host, every tenth of the run.
+    Looked(Sample),
+}
+
+/// What a soak measured.
+pub struct SoakResult {
+    /// Swaps done.
+    pub swaps: u64,
+    /// From the first swap to the last.
+    pub elapsed: Duration,
+    /// Each swap as the host measured it.
+    pub times: Vec<Duration>,
+    /// Looks at the host: before the first swap, every tenth of the run, after the last.
+    pub samples: Vec<Sample>,
+}
+
 /// Runs the soak: `file` holds `marker` once (checked by the caller).
 pub fn run(
-    args: &BenchArgs,
+    args: &BenchOptions,
     swaps: u64,
     metadata: &cargo_metadata::Metadata,
     file: &Path,
     original: &str,
     marker: &str,
-) -> anyhow::Result<std::process::ExitCode> {
-    let model = WatchModel::from_metadata(metadata, args.package.package.as_deref())?;
+    progress: &mut dyn FnMut(SoakProgress),
+) -> anyhow::Result<SoakResult> {
+    let model = WatchModel::from_metadata(metadata, args.host.as_deref())?;
     let host_package = model.host_package(metadata).clone();
     let toolchain = crate::toolchain::Toolchain::detect()?;
-    eprintln!(
-        "dylib-dev bench --soak: {swaps} swaps of the logic library of `{}` into one host",
-        model.host
-    );
+    progress(SoakProgress::Started {
+        swaps,
+        host: model.host.clone(),
+    });
 
     // Two builds of the logic library: A (as it is) and B (marker rewritten).
     let builds = tempfile::Builder::new()
@@ -70,7 +106,7 @@ pub fn run(
             .run()
             .context("failed to run cargo")?;
         if !outcome.success {
-            let _ = outcome.write_diagnostics(&mut std::io::stderr());
+            progress(SoakProgress::BuildFailed(outcome));
             bail!("the build of version {name} failed");
         }
         let made =
@@ -83,7 +119,10 @@ pub fn run(
         let copy = dir.join(artifact.file_name().expect("a file"));
         std::fs::copy(artifact, &copy)
             .with_context(|| format!("failed to copy `{}`", artifact.display()))?;
-        eprintln!("  built version {name} in {}", ms(started.elapsed()));
+        progress(SoakProgress::VersionBuilt {
+            name,
+            took: started.elapsed(),
+        });
         versions.push((lib.clone(), copy));
         host_exe = made.host_exe;
     }
@@ -92,7 +131,7 @@ pub fn run(
 
     let mut server = ReloadServer::start().context("failed to create the reload channel")?;
     let (lib, first) = versions[0].clone();
-    let mut cmd = crate::dynamic::program_command(&host_exe, &host_package, &toolchain)?;
+    let mut cmd = crate::host::program_command(&host_exe, &host_package, &toolchain)?;
     cmd.args(&args.args)
         .envs(server.host_env(&[(lib.as_str(), first.as_path())])?)
         .stdin(Stdio::null())
@@ -121,18 +160,7 @@ pub fn run(
         }
         if version % every == 0 || version == swaps {
             let sample = look(&server, version)?;
-            eprintln!(
-                "  {version:>6} swaps: RSS {} KiB, {} mapped cop{} ({} KiB), {} on disk",
-                sample.rss_kib,
-                sample.mapped_copies,
-                if sample.mapped_copies == 1 {
-                    "y"
-                } else {
-                    "ies"
-                },
-                sample.mapped_kib,
-                sample.copies_on_disk
-            );
+            progress(SoakProgress::Looked(sample.clone()));
             samples.push(sample);
         }
     }
@@ -143,8 +171,12 @@ pub fn run(
     wait_for_line(&lines, last, Duration::from_secs(30))
         .context("the host does not show the last version")?;
     drop(host);
-    report(swaps, elapsed, &mut times, &samples, args.json);
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(SoakResult {
+        swaps,
+        elapsed,
+        times,
+        samples,
+    })
 }
 
 /// The host, killed when the soak ends however it ends.
@@ -236,62 +268,4 @@ fn walk_count(dir: &Path, pred: &dyn Fn(&Path) -> bool) -> usize {
             }
         })
         .sum()
-}
-
-fn report(swaps: u64, elapsed: Duration, times: &mut [Duration], samples: &[Sample], json: bool) {
-    times.sort_unstable();
-    let pct = |p: f64| {
-        times
-            .get(((times.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or_default()
-    };
-    let (first, last) = (&samples[0], &samples[samples.len() - 1]);
-    // Growth over the second half: what a long session would keep adding.
-    let mid = &samples[samples.len() / 2];
-    let per_swap = |a: &Sample, b: &Sample| {
-        (b.rss_kib as f64 - a.rss_kib as f64) / (b.swaps - a.swaps).max(1) as f64
-    };
-    if json {
-        let value = serde_json::json!({
-            "soak": swaps,
-            "seconds": elapsed.as_secs_f64(),
-            "swap_us": {
-                "median": pct(0.5).as_micros() as u64,
-                "p99": pct(0.99).as_micros() as u64,
-                "max": pct(1.0).as_micros() as u64,
-            },
-            "rss_kib": { "before": first.rss_kib, "after": last.rss_kib },
-            "rss_kib_per_swap": { "all": per_swap(first, last), "second_half": per_swap(mid, last) },
-            "mapped_copies": { "before": first.mapped_copies, "after": last.mapped_copies },
-            "mapped_kib": { "before": first.mapped_kib, "after": last.mapped_kib },
-            "copies_on_disk_after": last.copies_on_disk,
-            "samples": samples,
-        });
-        println!("{value:#}");
-        return;
-    }
-    println!(
-        "{swaps} swaps in {} ({} per swap; median {}, p99 {}, max {})",
-        ms(elapsed),
-        ms(elapsed / swaps.max(1) as u32),
-        ms(pct(0.5)),
-        ms(pct(0.99)),
-        ms(pct(1.0))
-    );
-    println!(
-        "host RSS: {} KiB -> {} KiB ({:+.1} KiB per swap; {:+.1} over the second half)",
-        first.rss_kib,
-        last.rss_kib,
-        per_swap(first, last),
-        per_swap(mid, last)
-    );
-    println!(
-        "mapped library copies: {} ({} KiB) -> {} ({} KiB); copies on disk: {}",
-        first.mapped_copies,
-        first.mapped_kib,
-        last.mapped_copies,
-        last.mapped_kib,
-        last.copies_on_disk
-    );
 }

@@ -2,7 +2,8 @@
 use super::Outcome;
 use super::args::BuildArgs;
 use super::args::{GlobalArgs, build_and_report, warn_about_config_rustflags};
-use crate::dynamic::{DynamicError, dynamic_build, ensure_wrapped, program_command, select_bin};
+use crate::dynamic::{DynamicError, dynamic_build, ensure_wrapped, select_bin};
+use crate::host::program_command;
 use crate::project::Project;
 use crate::toolchain::Toolchain;
 use crate::ui;

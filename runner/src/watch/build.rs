@@ -18,7 +18,7 @@ pub struct BuildOptions {
     pub release: bool,
     /// Rebuild logic with rustc directly when only its sources changed (`--no-fast-path` turns it off).
     pub fast_path: bool,
-    /// Build logic with cargo's rustc flags as they are (`--plain-rustc`): no [`crate::tuning`].
+    /// Build logic with cargo's rustc flags as they are (`--plain-rustc`): no [`crate::rustc_shim::tuning`].
     pub plain_rustc: bool,
 }
 
@@ -55,18 +55,21 @@ pub fn watch_build(model: &WatchModel, options: &BuildOptions, show_progress: bo
     build = build.features(options.features.iter().cloned());
     // dylib-dev as rustc's wrapper records the logic libraries' invocations for the fast path
     // and tunes their flags.
-    let wrapper = crate::fastpath::wrapper_env();
+    let wrapper = crate::rustc_shim::fastpath::wrapper_env();
     if !wrapper.is_empty() {
         let crates: Vec<&str> = model.logic.iter().map(|(_, lib)| lib.as_str()).collect();
-        build = build.env(crate::fastpath::ENV_LOGIC_CRATES, crates.join(","));
+        build = build.env(
+            crate::rustc_shim::fastpath::ENV_LOGIC_CRATES,
+            crates.join(","),
+        );
         if options.fast_path {
             build = build.env(
-                crate::fastpath::ENV_CAPTURE_DIR,
+                crate::rustc_shim::fastpath::ENV_CAPTURE_DIR,
                 capture_dir(model, options),
             );
         }
         if !options.plain_rustc {
-            build = build.env(crate::tuning::ENV_TUNE, "1");
+            build = build.env(crate::rustc_shim::tuning::ENV_TUNE, "1");
         }
     }
     for (key, value) in wrapper {

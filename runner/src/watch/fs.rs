@@ -434,6 +434,16 @@ mod tests {
     fn a_real_queue_overflow_asks_for_a_rescan() {
         // The kernel reads the limit once, when an inotify instance is opened: lowered only
         // around the start of this one watcher (well under a millisecond), then restored.
+        // Locked across processes from before the read: two test runs at once would otherwise
+        // each take the other's lowered limit for the original and leave the machine at four.
+        let cross = std::fs::File::create(
+            std::env::temp_dir().join("dylib-dev-test-inotify-queue-limit.lock"),
+        )
+        .and_then(|f| f.lock().map(|()| f));
+        let Ok(_cross) = cross else {
+            eprintln!("skipped: cannot lock the limit against other test runs");
+            return;
+        };
         let Ok(original) = std::fs::read_to_string(QUEUE_LIMIT) else {
             eprintln!("skipped: no {QUEUE_LIMIT}");
             return;

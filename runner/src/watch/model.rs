@@ -1,41 +1,9 @@
-//! What `watch` runs: the host binary, the reloadable logic crate(s) and the deps dylib, from
-//! `cargo metadata` plus `[workspace.metadata.dylib-dev]` / `[package.metadata.dylib-dev]`.
-//!
-//! Unconfigured, the logic crates are the members whose library is a `cdylib` or `dylib` (other
-//! than a generated `<name>-deps` crate) and the host is the one member with a binary.
-use cargo_metadata::{Package, TargetKind};
-use serde::Deserialize;
+//! What `watch` runs: the packages' [roles](crate::roles) and the timings, from `cargo metadata`
+//! plus `[workspace.metadata.dylib-dev]` / `[package.metadata.dylib-dev]` and the command line.
+use crate::roles::{self, LocalPackage, Roles, RolesError, Settings};
+use cargo_metadata::Package;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Settings read from `[workspace.metadata.dylib-dev]`, overridden by the host package's
-/// `[package.metadata.dylib-dev]`, overridden by the command line.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", default)]
-pub struct Settings {
-    /// The host package's name.
-    pub host: Option<String>,
-    /// The logic packages' names.
-    pub logic: Option<Vec<String>>,
-    /// Trailing debounce of file events, in milliseconds.
-    pub debounce_ms: Option<u64>,
-    /// How long a stopping host gets between SIGTERM and SIGKILL, in milliseconds.
-    pub stop_timeout_ms: Option<u64>,
-    /// How long a call into logic may run before it counts as stuck, in milliseconds.
-    pub hang_timeout_ms: Option<u64>,
-}
-
-impl Settings {
-    fn from_json(value: &serde_json::Value, origin: &str) -> Result<Settings, ModelError> {
-        match value.get("dylib-dev") {
-            None | Some(serde_json::Value::Null) => Ok(Settings::default()),
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| ModelError::BadSettings {
-                origin: origin.to_string(),
-                reason: e.to_string(),
-            }),
-        }
-    }
-}
 
 /// Timings given on the command line (`watch --debounce-ms`, `--hang-timeout-ms`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -145,31 +113,7 @@ impl Limit {
     }
 }
 
-/// What a package is to the watcher.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The long-running binary.
-    Host,
-    /// A library swapped into the running host.
-    Logic,
-    /// The generated dylib of heavy dependencies.
-    Deps,
-    /// Any other local package (e.g. types shared by host and logic).
-    Shared,
-}
-
-/// A local package and its role.
-#[derive(Debug, Clone)]
-pub struct LocalPackage {
-    /// Package name.
-    pub name: String,
-    /// Directory holding its `Cargo.toml`.
-    pub dir: PathBuf,
-    /// Its role.
-    pub role: Role,
-}
-
-/// The three layers, resolved.
+/// The three layers, resolved (from [`Roles`]), and the timings.
 #[derive(Debug, Clone)]
 pub struct WatchModel {
     /// Workspace root.
@@ -196,12 +140,12 @@ pub struct WatchModel {
     pub hang_timeout: Duration,
 }
 
-/// The project cannot be mapped onto host + logic.
+/// The project cannot be mapped onto host + logic, or a timing cannot work.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    /// Settings do not parse.
-    #[error("invalid [{origin}.metadata.dylib-dev]: {reason}")]
-    BadSettings { origin: String, reason: String },
+    /// The roles cannot be told (settings, members).
+    #[error(transparent)]
+    Roles(#[from] RolesError),
     /// A timing setting cannot work.
     #[error(
         "`{setting}` {origin} cannot work: {why}\n  help: use {min} to {max} ms (the default is {default})"
@@ -213,24 +157,6 @@ pub enum ModelError {
         min: u64,
         max: u64,
         default: u64,
-    },
-    /// A configured name is not a member.
-    #[error(
-        "[workspace.metadata.dylib-dev] names `{name}` as the {what}, but no workspace member is called that\n  help: members are: {members}"
-    )]
-    UnknownMember {
-        name: String,
-        what: &'static str,
-        members: String,
-    },
-    /// Cannot tell which package is which.
-    #[error(
-        "cannot tell {what} in `{root}`: {why}\n  help: say it in the workspace's Cargo.toml:\n\n    [workspace.metadata.dylib-dev]\n    host = \"<binary package>\"\n    logic = [\"<reloadable library package>\"]\n"
-    )]
-    Ambiguous {
-        what: &'static str,
-        root: String,
-        why: String,
     },
 }
 
@@ -249,55 +175,9 @@ impl WatchModel {
         host_override: Option<&str>,
         flags: &TimingFlags,
     ) -> Result<WatchModel, ModelError> {
-        let members: Vec<&Package> = meta.workspace_packages();
-        let member_names = || {
-            let mut names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
-            names.sort_unstable();
-            names.join(", ")
-        };
+        // In the order the errors were always found: settings and host, timings, then logic.
+        let host = roles::host_package(meta, host_override)?;
         let workspace = Settings::from_json(&meta.workspace_metadata, "workspace")?;
-        let find = |name: &str, what: &'static str| {
-            members
-                .iter()
-                .copied()
-                .find(|p| p.name.as_str() == name)
-                .ok_or_else(|| ModelError::UnknownMember {
-                    name: name.to_string(),
-                    what,
-                    members: member_names(),
-                })
-        };
-        let root = meta.workspace_root.to_string();
-
-        let host_name = host_override.map(str::to_string).or(workspace.host.clone());
-        let host = match host_name {
-            Some(name) => find(&name, "host")?,
-            None => {
-                let bins: Vec<&Package> = members
-                    .iter()
-                    .copied()
-                    .filter(|p| p.targets.iter().any(|t| t.is_bin()))
-                    .collect();
-                match bins.as_slice() {
-                    [one] => *one,
-                    [] => {
-                        return Err(ModelError::Ambiguous {
-                            what: "the host",
-                            root,
-                            why: "no member has a binary".into(),
-                        });
-                    }
-                    many => {
-                        let names: Vec<&str> = many.iter().map(|p| p.name.as_str()).collect();
-                        return Err(ModelError::Ambiguous {
-                            what: "the host",
-                            root,
-                            why: format!("several members have binaries ({})", names.join(", ")),
-                        });
-                    }
-                }
-            }
-        };
         let package = Settings::from_json(&host.metadata, "package")?;
         // Each timing checked where it was set: the host package's table wins over the workspace's.
         let workspace_manifest = meta.workspace_root.join("Cargo.toml").into_std_path_buf();
@@ -328,89 +208,44 @@ impl WatchModel {
             workspace.hang_timeout_ms,
             package.hang_timeout_ms,
         )?;
-        // The host package's list wins over the workspace's.
-        let logic = package.logic.or(workspace.logic);
-        let deps_name = format!("{}-deps", host.name);
+        Ok(WatchModel::new(
+            meta,
+            Roles::from_metadata(meta, host_override)?,
+            debounce,
+            stop_timeout,
+            hang_timeout,
+        ))
+    }
 
-        let logic_pkgs: Vec<&Package> = match &logic {
-            Some(names) => names
-                .iter()
-                .map(|n| find(n, "logic crate"))
-                .collect::<Result<_, _>>()?,
-            None => members
-                .iter()
-                .copied()
-                .filter(|p| p.name.as_str() != deps_name && p.name != host.name && is_reloadable(p))
-                .collect(),
-        };
-        if logic_pkgs.is_empty() {
-            return Err(ModelError::Ambiguous {
-                what: "the logic crate",
-                root,
-                why: "no member has a `cdylib` or `dylib` library to reload".into(),
-            });
-        }
-        let mut logic = Vec::new();
-        for pkg in &logic_pkgs {
-            let lib = pkg
-                .targets
-                .iter()
-                .find(|t| is_reloadable_target(&t.kind))
-                .ok_or_else(|| ModelError::Ambiguous {
-                    what: "the logic crate",
-                    root: root.clone(),
-                    why: format!("`{}` has no `cdylib` or `dylib` library target", pkg.name),
-                })?;
-            logic.push((pkg.name.to_string(), lib.name.clone()));
-        }
-        let host_bin = host
-            .default_run
-            .clone()
-            .or_else(|| {
-                host.targets
-                    .iter()
-                    .find(|t| t.is_bin())
-                    .map(|t| t.name.clone())
-            })
-            .unwrap_or_else(|| host.name.to_string());
-        let packages = members
-            .iter()
-            .map(|p| LocalPackage {
-                name: p.name.to_string(),
-                dir: p
-                    .manifest_path
-                    .parent()
-                    .expect("manifest has a dir")
-                    .as_std_path()
-                    .to_path_buf(),
-                role: if p.name == host.name {
-                    Role::Host
-                } else if logic.iter().any(|(n, _)| n == p.name.as_str()) {
-                    Role::Logic
-                } else if p.name.as_str() == deps_name {
-                    Role::Deps
-                } else {
-                    Role::Shared
-                },
-            })
-            .collect();
-        Ok(WatchModel {
+    /// The model of `roles` in the workspace of `meta`, with these timings.
+    pub fn new(
+        meta: &cargo_metadata::Metadata,
+        roles: Roles,
+        debounce: Duration,
+        stop_timeout: Duration,
+        hang_timeout: Duration,
+    ) -> WatchModel {
+        let Roles {
+            host,
+            host_bin,
+            host_has_dynamic,
+            logic,
+            logic_with_dynamic,
+            packages,
+        } = roles;
+        WatchModel {
             workspace_root: meta.workspace_root.as_std_path().to_path_buf(),
             target_dir: meta.target_directory.join("dylib-dev").into_std_path_buf(),
-            host: host.name.to_string(),
+            host,
             host_bin,
-            host_has_dynamic: host.features.contains_key(crate::deps_crate::FEATURE),
-            logic_with_dynamic: logic_pkgs
-                .iter()
-                .filter(|p| p.features.contains_key(crate::deps_crate::FEATURE))
-                .map(|p| p.name.to_string())
-                .collect(),
+            host_has_dynamic,
             logic,
+            logic_with_dynamic,
             packages,
             debounce,
             stop_timeout,
             hang_timeout,
-        })
+        }
     }
 
     /// The host's package in `metadata` (the metadata the model was made from).
@@ -429,14 +264,4 @@ impl WatchModel {
             .filter(|p| path.starts_with(&p.dir))
             .max_by_key(|p| p.dir.components().count())
     }
-}
-
-fn is_reloadable_target(kinds: &[TargetKind]) -> bool {
-    kinds
-        .iter()
-        .any(|k| matches!(k, TargetKind::CDyLib | TargetKind::DyLib))
-}
-
-fn is_reloadable(pkg: &Package) -> bool {
-    pkg.targets.iter().any(|t| is_reloadable_target(&t.kind))
 }

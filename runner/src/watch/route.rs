@@ -1,5 +1,6 @@
 //! Routing a batch of changed paths to the least work that makes them take effect.
-use super::model::{Role, WatchModel};
+use super::model::WatchModel;
+use crate::roles::Role;
 use std::path::Path;
 
 /// What a batch of changes needs, from least to most work.
@@ -84,7 +85,7 @@ pub fn merge(a: Route, b: Route) -> Route {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::watch::model::LocalPackage;
+    use crate::roles::LocalPackage;
     use std::path::PathBuf;
     use std::time::Duration;
 

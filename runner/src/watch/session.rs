@@ -4,22 +4,28 @@
 //! after it, instead of cancelling it: a cancelled rustc throws away the work it did, and the
 //! typical logic build is done in about a second anyway. If changes are pending when a build
 //! ends, its result is not acted on (it is already stale); the follow-up build acts for both.
+//!
+//! The session prints nothing: what happens goes to its [`Reporter`] as [`WatchEvent`]s.
 use super::build::{BuildOptions, Products, products, watch_build};
+use super::events::{
+    BuildExit, BuildInfo, BuiltBy, Counts, Reporter, RestartCause, RestartReason, StateHandOff,
+    WatchEvent,
+};
 use super::fs::{Change, FsWatcher, PathFilter};
 use super::model::WatchModel;
 use super::route::{Route, merge, route_batch};
 use crate::cargo::{BuildDiagnostic, BuildHandle, BuildOutcome};
-use crate::fastpath::{self, FastOutcome, Invocation};
-use crate::host::{self, HostProcess};
+use crate::host::HostProcess;
 use crate::reload::{HostEvent, Outcome, ReloadServer, SaveOutcome};
-use crate::signals::Stop;
+use crate::rustc_shim::fastpath::{self, FastOutcome, Invocation};
+use crate::signals::{Signals, Stop};
 use crate::toolchain::Toolchain;
-use crate::ui;
 use anyhow::Context;
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::ExitCode;
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -32,14 +38,14 @@ pub struct Session {
     pub build: BuildOptions,
     /// Arguments for the host.
     pub args: Vec<OsString>,
-    /// Status lines off.
-    pub quiet: bool,
     /// cargo's `package` for `program_command`.
     pub host_package: cargo_metadata::Package,
     /// Loads the model and host package afresh (`cargo metadata`, settings, command-line
     /// overrides): before every build a manifest, lock file or toolchain change asked for, so
     /// `wrap`/`unwrap` in another terminal, a renamed member or edited settings take effect.
     pub reload: Box<dyn Fn() -> anyhow::Result<(WatchModel, cargo_metadata::Package)>>,
+    /// Where the events go. A `RefCell`: the session's steps borrow it shared, one at a time.
+    pub reporter: RefCell<Reporter>,
 }
 
 /// How long after its start a host may take to connect to the control socket before a swap. A
@@ -86,6 +92,15 @@ enum Built {
     Fast(Vec<(String, FastOutcome)>),
 }
 
+/// How a build may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BuildPath {
+    /// cargo, always.
+    Cargo,
+    /// rustc directly if only recorded logic sources changed, else cargo.
+    FastIfPossible,
+}
+
 /// A build in flight.
 struct InFlight {
     /// What it was started for (route, files, time of the first change).
@@ -93,14 +108,6 @@ struct InFlight {
     /// Stops cargo; the fast path's rustc runs are short and are left to finish.
     handle: Option<BuildHandle>,
     task: tokio::task::JoinHandle<anyhow::Result<Built>>,
-}
-
-/// How a finished build went, whichever way it ran.
-struct BuildSummary {
-    duration: Duration,
-    counts: String,
-    /// Shown after the time, e.g. " by rustc directly (link 62 ms)"; empty for cargo.
-    how: String,
 }
 
 /// The running host and what it runs.
@@ -111,292 +118,553 @@ struct Running {
     stuck: Option<String>,
 }
 
+/// A swap that cannot be done: why, and the build it was for (when the reason names it).
+struct SwapRestart {
+    cause: RestartCause,
+    rebuilt_in: Option<Duration>,
+}
+
 /// How a swap ended.
 enum SwapVerdict {
     /// Every library swapped (or reloads on its own).
     Swapped,
-    /// The host must restart with the new build, for this reason.
-    Restart(String),
+    /// The host must restart with the new build.
+    Restart(SwapRestart),
     /// Ctrl-C, SIGTERM or SIGHUP arrived while waiting for the host.
     Interrupted(Stop),
 }
 
-impl Session {
-    /// Runs until Ctrl-C / SIGTERM.
-    pub async fn run(mut self) -> anyhow::Result<ExitCode> {
-        let mut toolchain = Toolchain::detect()?;
-        let mut reload_server =
-            ReloadServer::start().context("failed to create the reload channel")?;
-        reload_server.set_hang_threshold(self.model.hang_timeout);
-        let (event_tx, mut events) = mpsc::unbounded_channel::<HostEvent>();
-        reload_server.on_event(move |e| {
-            let _ = event_tx.send(e);
-        });
-        let server = Arc::new(Mutex::new(reload_server));
-        let (tx, mut files) = mpsc::unbounded_channel::<Change>();
-        let filter = PathFilter::new(
-            &self.model.workspace_root,
-            std::slice::from_ref(&self.model.target_dir),
-        );
-        let roots: Vec<PathBuf> = vec![self.model.workspace_root.clone()];
-        let _watcher = FsWatcher::start(&roots, filter, EVENT_GROUPING, move |change| {
-            let _ = tx.send(change);
-        })
-        .context("failed to watch the workspace")?;
-        let mut signals = crate::signals::Signals::new()?;
+/// What the loop waits on, apart from the state.
+struct Inputs {
+    /// What hosts report unasked.
+    events: mpsc::UnboundedReceiver<HostEvent>,
+    /// Changed files.
+    files: mpsc::UnboundedReceiver<Change>,
+    /// Kept alive: dropping it stops the file events.
+    _watcher: FsWatcher,
+}
 
-        let mut pending: Option<Pending> = None;
-        // The trailing edge: the next build starts once no change came for `debounce`.
-        let mut quiet_at: Option<tokio::time::Instant> = None;
-        let mut host: Option<Running> = None;
-        let mut version: u64 = 0;
-        let mut first = true;
-        // The host that exited last, whose late reports are still shown.
-        let mut exited_pid: Option<u32> = None;
-        // Why the host restarts after the cargo build a refused fast-path swap asked for.
-        let mut restart_reason: Option<String> = None;
-        // Products of the last cargo build: what a fast-path rebuild updates.
-        let mut last: Option<Products> = None;
+/// The session's state between wake-ups.
+struct State {
+    server: Arc<Mutex<ReloadServer>>,
+    toolchain: Toolchain,
+    signals: Signals,
+    /// Changes not built yet.
+    pending: Option<Pending>,
+    /// The trailing edge: the next build starts once no change came for `debounce`.
+    quiet_at: Option<tokio::time::Instant>,
+    host: Option<Running>,
+    /// The last reload's number.
+    version: u64,
+    /// No host was started yet.
+    first: bool,
+    /// The host that exited last, whose late reports are still shown.
+    exited_pid: Option<u32>,
+    /// Why the host restarts after the cargo build a refused fast-path swap asked for.
+    restart_cause: Option<RestartCause>,
+    /// Products of the last cargo build: what a fast-path rebuild updates.
+    last: Option<Products>,
+    in_flight: Option<InFlight>,
+}
+
+/// What woke the loop.
+enum Wake {
+    /// The debounce ran out.
+    Quiet,
+    /// Ctrl-C, SIGTERM or SIGHUP.
+    Signal(Stop),
+    /// A host reported something.
+    Host(HostEvent),
+    /// Files changed.
+    Change(Change),
+    /// The host exited.
+    HostExited(std::io::Result<ExitStatus>),
+    /// The build ended.
+    BuildDone(Result<anyhow::Result<Built>, tokio::task::JoinError>),
+}
+
+/// What the loop does after a wake-up.
+enum Step {
+    /// Start the pending build if it is due.
+    Go,
+    /// Wait for the next wake-up first.
+    Skip,
+    /// Stopped by this signal.
+    Stop(Stop),
+}
+
+/// Waits for the next thing to act on.
+async fn next_wake(state: &mut State, inputs: &mut Inputs) -> Wake {
+    let State {
+        pending,
+        quiet_at,
+        host,
+        in_flight,
+        signals,
+        ..
+    } = state;
+    let wake = quiet_at.filter(|_| in_flight.is_none() && pending.is_some());
+    let quiet = async {
+        match wake {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    let host_exit = async {
+        match host.as_mut() {
+            Some(h) => h.process.wait().await,
+            None => std::future::pending().await,
+        }
+    };
+    let build_done = async {
+        match in_flight.as_mut() {
+            Some(b) => (&mut b.task).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = quiet => Wake::Quiet,
+        signal = signals.recv() => Wake::Signal(signal),
+        Some(event) = inputs.events.recv() => Wake::Host(event),
+        Some(change) = inputs.files.recv() => Wake::Change(change),
+        status = host_exit => Wake::HostExited(status),
+        done = build_done => Wake::BuildDone(done),
+    }
+}
+
+impl Session {
+    /// Runs until Ctrl-C, SIGTERM or SIGHUP; returns which one stopped it.
+    pub async fn run(mut self) -> anyhow::Result<Stop> {
+        let (mut state, mut inputs) = self.open()?;
         let start = Pending {
             route: Route::Rebuild,
             since: Instant::now(),
             paths: BTreeSet::new(),
         };
-        let mut in_flight = Some(self.start_build(start, None, true)?);
-
+        state.in_flight = Some(self.start_build(start, BuildPath::Cargo, true)?);
         loop {
-            let wake = quiet_at.filter(|_| in_flight.is_none() && pending.is_some());
-            let quiet = async {
-                match wake {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
+            let step = match next_wake(&mut state, &mut inputs).await {
+                Wake::Quiet => Step::Go,
+                Wake::Signal(signal) => Step::Stop(self.on_signal(&mut state, signal).await),
+                Wake::Host(event) => self.on_host_event(&mut state, event).await?,
+                Wake::Change(change) => {
+                    self.on_change(&mut state, change);
+                    Step::Go
                 }
+                Wake::HostExited(status) => {
+                    self.on_host_exit(&mut state, &mut inputs.events, status)
+                        .await;
+                    Step::Go
+                }
+                Wake::BuildDone(done) => self.on_build_done(&mut state, done).await?,
             };
-            let host_exit = async {
-                match host.as_mut() {
-                    Some(h) => h.process.wait().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let build_done = async {
-                match in_flight.as_mut() {
-                    Some(b) => (&mut b.task).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = quiet => {}
-                signal = signals.recv() => {
-                    if let Some(b) = in_flight.take() {
-                        if let Some(handle) = &b.handle {
-                            let _ = handle.cancel(Duration::from_millis(500));
-                        }
-                        let _ = b.task.await;
-                    }
-                    return Ok(self.stop(host.take(), signal).await);
-                }
-                Some(event) = events.recv() => {
-                    let catch_up = match (&event, host.as_ref(), last.as_ref()) {
-                        // A host that opened its library after a build (it was busy loading
-                        // data) runs an older one, or none: it gets the newest now. A build in
-                        // flight or due hands it the newest when it ends.
-                        (HostEvent::Connected { pid, .. }, Some(running), Some(made))
-                            if *pid == running.process.pid() && in_flight.is_none() && pending.is_none() =>
-                        {
-                            Some(made.clone())
-                        }
-                        _ => None,
-                    };
-                    if matches!(event, HostEvent::Connected { .. }) {
-                        // Serves the host's connection, refuses any other's now (a process
-                        // waiting for its first build must hear so, not wait).
-                        server.lock().unwrap_or_else(|e| e.into_inner()).accept_pending();
-                    }
-                    if let Some(made) = catch_up {
-                        if let Some(code) = self.catch_up(&server, &mut host, &toolchain, made, &mut version, &mut signals).await? {
-                            return Ok(code);
-                        }
-                        continue;
-                    }
-                    match host.as_mut() {
-                        Some(running) => self.host_event(running.process.pid(), Some(running), event),
-                        // What a host said just before it exited (e.g. the panic that ended it).
-                        None => if let Some(pid) = exited_pid {
-                            self.host_event(pid, None, event);
-                        },
-                    }
-                }
-                Some(change) = files.recv() => {
-                    let (route, batch) = match change {
-                        Change::Paths(batch) => (route_batch(&self.model, batch.iter().map(PathBuf::as_path)), batch),
-                        Change::Rescan => {
-                            // No paths: whatever changed goes through cargo, and everything restarts.
-                            ui::warn("file events were lost (the kernel's event queue overflowed, or the watcher failed); rebuilding everything");
-                            (Route::Rebuild, Vec::new())
-                        }
-                    };
-                    tracing::debug!(?route, files = batch.len(), "change");
-                    if route != Route::Ignore {
-                        let batch = Pending { route, since: Instant::now() - EVENT_GROUPING, paths: batch.into_iter().collect() };
-                        quiet_at = Some(tokio::time::Instant::now() + self.model.debounce);
-                        pending = Some(match pending.take() {
-                            Some(p) => p.merge(batch),
-                            None => batch,
-                        });
-                    }
-                }
-                status = host_exit => {
-                    let mut h = host.take().expect("a host was running");
-                    let pid = h.process.pid();
-                    // Its last reports (a panic that ended it) are still on their way: show them
-                    // before the exit.
-                    let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
-                    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.recv()).await {
-                        self.host_event(pid, Some(&mut h), event);
-                    }
-                    exited_pid = Some(pid);
-                    let how = status.map(|s| host::describe(&s)).unwrap_or_else(|e| e.to_string());
-                    self.status("Exited", format!("host (pid {}, {how}); waiting for a change", h.process.pid()));
-                    server.lock().unwrap_or_else(|e| e.into_inner()).forget_hosts();
-                }
-                done = build_done => {
-                    let flight = in_flight.take().expect("a build was running");
-                    let built = done.context("build task panicked")??;
-                    if let Some(p) = pending.take() {
-                        // Newer edits are waiting: build them, acting for both batches at once.
-                        pending = Some(flight.pending.merge(p));
-                    } else {
-                        let (outcome, made) = match built {
-                            Built::Cargo(outcome) => {
-                                let made = if outcome.success { products(&self.model, &outcome) } else { None };
-                                if outcome.success && made.is_none() {
-                                    ui::warn("the build succeeded but cargo reported no host binary or logic library; is the project layout right?");
-                                }
-                                if made.is_some() {
-                                    last.clone_from(&made);
-                                }
-                                let summary = BuildSummary { duration: outcome.duration, counts: outcome.counts(), how: String::new() };
-                                if !outcome.success {
-                                    self.report_failure(&outcome.diagnostics, outcome.stderr.as_deref().unwrap_or(""), &format!("cargo {}", outcome.status), host.is_some());
-                                }
-                                (summary, made)
-                            }
-                            Built::Fast(results) => {
-                                let diagnostics: Vec<BuildDiagnostic> = results.iter().flat_map(|(_, o)| o.diagnostics.iter().cloned()).collect();
-                                let success = results.iter().all(|(_, o)| o.success);
-                                let errors = diagnostics.iter().any(|d| d.severity == crate::cargo::Severity::Error);
-                                if !success && !errors {
-                                    // Not the user's code: the recorded invocation no longer fits
-                                    // (e.g. `cargo clean`). cargo builds it and records it afresh.
-                                    let why: String = results.iter().map(|(_, o)| o.other_output.as_str()).collect();
-                                    tracing::debug!("direct rustc failed without diagnostics ({why}); building with cargo");
-                                    let mut retry = flight.pending;
-                                    retry.paths.clear();
-                                    pending = Some(retry);
-                                    continue;
-                                }
-                                let links: Vec<Duration> = results.iter().filter_map(|(_, o)| o.link).collect();
-                                let link = if links.len() == results.len() { format!(" (link {})", ms(links.iter().sum())) } else { String::new() };
-                                let summary = BuildSummary {
-                                    duration: results.iter().map(|(_, o)| o.duration).sum(),
-                                    counts: crate::cargo::count_text(&diagnostics),
-                                    how: format!(" by rustc directly{link}"),
-                                };
-                                if !success {
-                                    let other: String = results.iter().map(|(_, o)| o.other_output.as_str()).collect();
-                                    self.report_failure(&diagnostics, &other, "rustc failed", host.is_some());
-                                }
-                                // Put each library where cargo would (hosts that watch the file,
-                                // like hot-lib-reloader, look there); the paths stay the same.
-                                let mut made = success.then(|| last.clone()).flatten();
-                                for (lib, outcome) in &results {
-                                    let slot = made.as_ref().and_then(|m| m.libs.iter().find(|(l, _)| l == lib));
-                                    if let (Some((_, dest)), Some(artifact)) = (slot, &outcome.artifact)
-                                        && let Err(e) = fastpath::uplift(artifact, dest) {
-                                            ui::warn(format!("could not copy `{}` to `{}`: {e}", artifact.display(), dest.display()));
-                                            made = None;
-                                        }
-                                }
-                                (summary, made)
-                            }
-                        };
-                        if let Some(made) = made {
-                            let built = outcome.duration;
-                            let warn = if outcome.counts.is_empty() { String::new() } else { format!(" ({})", outcome.counts) };
-                            let warn = format!("{}{warn}", outcome.how);
-                            match (&flight.pending.route, host.as_ref()) {
-                                (Route::Swap(_), Some(running)) => {
-                                    version += 1;
-                                    match self.swap(&server, running, &made, version, Some(built), &warn, flight.pending.since, &mut signals).await {
-                                        SwapVerdict::Swapped => {}
-                                        SwapVerdict::Restart(why) if !outcome.how.is_empty() => {
-                                            // rustc rebuilt only the logic library: a host that
-                                            // depends on the logic crate (its types) is stale.
-                                            // cargo builds everything, then the host restarts; the
-                                            // old host keeps running its old code meanwhile.
-                                            tracing::debug!("{why}: rebuilding with cargo before the restart");
-                                            restart_reason = Some(why.split("; rebuilt in").next().unwrap_or(&why).to_string());
-                                            pending = Some(Pending { route: Route::Restart, since: flight.pending.since, paths: BTreeSet::new() });
-                                        }
-                                        SwapVerdict::Restart(why) => {
-                                            let old = host.take().expect("running");
-                                            host = Some(self.restart(old, &server, &toolchain, made, &why).await?);
-                                        }
-                                        SwapVerdict::Interrupted(signal) => {
-                                            return Ok(self.stop(host.take(), signal).await);
-                                        }
-                                    }
-                                }
-                                (_, Some(_)) => {
-                                    let old = host.take().expect("running");
-                                    let why = match restart_reason.take() {
-                                        Some(reason) => format!("{reason}; rebuilt in {}{warn}", ms(built)),
-                                        None => format!("rebuilt in {}{warn}", ms(built)),
-                                    };
-                                    host = Some(self.restart(old, &server, &toolchain, made, &why).await?);
-                                }
-                                (_, None) => {
-                                    let verb = if first { "Started" } else { "Restarted" };
-                                    let running = self.start_host(&server, &toolchain, made)?;
-                                    self.status(verb, format!("host (pid {}) after a build of {}{warn}", running.process.pid(), ms(built)));
-                                    host = Some(running);
-                                }
-                            }
-                            first = false;
-                        } else if pending.is_none() && let Some(made) = last.clone() {
-                            // The build failed: a host that waits for its first build (its
-                            // artifact changed before it opened it) gets the last good one.
-                            if let Some(code) = self.catch_up(&server, &mut host, &toolchain, made, &mut version, &mut signals).await? {
-                                return Ok(code);
-                            }
-                        }
-                    }
-                }
-            }
-            let settled = quiet_at.is_none_or(|at| at <= tokio::time::Instant::now());
-            if in_flight.is_none()
-                && settled
-                && let Some(p) = pending.take()
-            {
-                if p.route == Route::Rebuild
-                    && let Err(e) = self.reload_model(&server, &mut toolchain)
-                {
-                    // Like a failed build: the host keeps running, the next change tries again.
-                    ui::error(&e);
-                    let keep = if host.is_some() {
-                        "the host keeps running the last good build"
-                    } else {
-                        "waiting for a fix"
-                    };
-                    ui::error(&anyhow::anyhow!(
-                        "build failed (the project does not load); {keep}"
-                    ));
-                    continue;
-                }
-                let fast_ok = host.is_some() && last.is_some();
-                in_flight = Some(self.start_build(p, fast_ok.then_some(()), false)?);
+            match step {
+                Step::Go => self.start_due_build(&mut state)?,
+                Step::Skip => {}
+                Step::Stop(signal) => return Ok(signal),
             }
         }
+    }
+
+    /// Opens what the session listens to: the reload channel, the file watcher, the signals.
+    fn open(&self) -> anyhow::Result<(State, Inputs)> {
+        let toolchain = Toolchain::detect()?;
+        let mut reload_server =
+            ReloadServer::start().context("failed to create the reload channel")?;
+        reload_server.set_hang_threshold(self.model.hang_timeout);
+        let (event_tx, events) = mpsc::unbounded_channel::<HostEvent>();
+        reload_server.on_event(move |e| {
+            let _ = event_tx.send(e);
+        });
+        let server = Arc::new(Mutex::new(reload_server));
+        let (tx, files) = mpsc::unbounded_channel::<Change>();
+        let filter = PathFilter::new(
+            &self.model.workspace_root,
+            std::slice::from_ref(&self.model.target_dir),
+        );
+        let roots: Vec<PathBuf> = vec![self.model.workspace_root.clone()];
+        let watcher = FsWatcher::start(&roots, filter, EVENT_GROUPING, move |change| {
+            let _ = tx.send(change);
+        })
+        .context("failed to watch the workspace")?;
+        let signals = Signals::new()?;
+        let state = State {
+            server,
+            toolchain,
+            signals,
+            pending: None,
+            quiet_at: None,
+            host: None,
+            version: 0,
+            first: true,
+            exited_pid: None,
+            restart_cause: None,
+            last: None,
+            in_flight: None,
+        };
+        let inputs = Inputs {
+            events,
+            files,
+            _watcher: watcher,
+        };
+        Ok((state, inputs))
+    }
+
+    fn emit(&self, event: WatchEvent) {
+        (self.reporter.borrow_mut())(event);
+    }
+
+    /// Cancels the build in flight and stops the host; returns the signal.
+    async fn on_signal(&self, state: &mut State, signal: Stop) -> Stop {
+        if let Some(b) = state.in_flight.take() {
+            if let Some(handle) = &b.handle {
+                let _ = handle.cancel(Duration::from_millis(500));
+            }
+            let _ = b.task.await;
+        }
+        self.stop(state.host.take(), signal).await
+    }
+
+    /// A host's report: a connection (which may need the newest build), or something to show.
+    async fn on_host_event(&self, state: &mut State, event: HostEvent) -> anyhow::Result<Step> {
+        let catch_up = match (&event, state.host.as_ref(), state.last.as_ref()) {
+            // A host that opened its library after a build (it was busy loading data) runs an
+            // older one, or none: it gets the newest now. A build in flight or due hands it the
+            // newest when it ends.
+            (HostEvent::Connected { pid, .. }, Some(running), Some(made))
+                if *pid == running.process.pid()
+                    && state.in_flight.is_none()
+                    && state.pending.is_none() =>
+            {
+                Some(made.clone())
+            }
+            _ => None,
+        };
+        if matches!(event, HostEvent::Connected { .. }) {
+            // Serves the host's connection, refuses any other's now (a process waiting for its
+            // first build must hear so, not wait).
+            state
+                .server
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .accept_pending();
+        }
+        if let Some(made) = catch_up {
+            return Ok(match self.catch_up(state, made).await? {
+                Some(stop) => Step::Stop(stop),
+                None => Step::Skip,
+            });
+        }
+        match state.host.as_mut() {
+            Some(running) => self.host_event(running.process.pid(), Some(running), event),
+            // What a host said just before it exited (e.g. the panic that ended it).
+            None => {
+                if let Some(pid) = state.exited_pid {
+                    self.host_event(pid, None, event);
+                }
+            }
+        }
+        Ok(Step::Go)
+    }
+
+    /// Routes changed files and adds them to the pending batch; the debounce starts over.
+    fn on_change(&self, state: &mut State, change: Change) {
+        let (route, batch) = match change {
+            Change::Paths(batch) => (
+                route_batch(&self.model, batch.iter().map(PathBuf::as_path)),
+                batch,
+            ),
+            Change::Rescan => {
+                // No paths: whatever changed goes through cargo, and everything restarts.
+                self.emit(WatchEvent::EventsLost);
+                (Route::Rebuild, Vec::new())
+            }
+        };
+        tracing::debug!(?route, files = batch.len(), "change");
+        if route != Route::Ignore {
+            let batch = Pending {
+                route,
+                since: Instant::now() - EVENT_GROUPING,
+                paths: batch.into_iter().collect(),
+            };
+            state.quiet_at = Some(tokio::time::Instant::now() + self.model.debounce);
+            state.pending = Some(match state.pending.take() {
+                Some(p) => p.merge(batch),
+                None => batch,
+            });
+        }
+    }
+
+    /// The host exited on its own: its last reports, then the exit; the next change starts it.
+    async fn on_host_exit(
+        &self,
+        state: &mut State,
+        events: &mut mpsc::UnboundedReceiver<HostEvent>,
+        status: std::io::Result<ExitStatus>,
+    ) {
+        let mut h = state.host.take().expect("a host was running");
+        let pid = h.process.pid();
+        // Its last reports (a panic that ended it) are still on their way: show them before the
+        // exit.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.recv()).await {
+            self.host_event(pid, Some(&mut h), event);
+        }
+        state.exited_pid = Some(pid);
+        self.emit(WatchEvent::HostExited {
+            pid: h.process.pid(),
+            status: status.map_err(|e| e.to_string()),
+        });
+        state
+            .server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .forget_hosts();
+    }
+
+    /// A build ended: act on it (swap, restart, start), unless newer changes make it stale.
+    async fn on_build_done(
+        &self,
+        state: &mut State,
+        done: Result<anyhow::Result<Built>, tokio::task::JoinError>,
+    ) -> anyhow::Result<Step> {
+        let flight = state.in_flight.take().expect("a build was running");
+        let built = done.context("build task panicked")??;
+        if let Some(p) = state.pending.take() {
+            // Newer edits are waiting: build them, acting for both batches at once.
+            state.pending = Some(flight.pending.merge(p));
+            return Ok(Step::Go);
+        }
+        let made = match built {
+            Built::Cargo(outcome) => self.finish_cargo(state, outcome),
+            Built::Fast(results) => match self.finish_fast(state, results) {
+                Some(made) => made,
+                None => {
+                    // Not the user's code: the recorded invocation no longer fits (e.g. `cargo
+                    // clean`). cargo builds it and records it afresh.
+                    let mut retry = flight.pending;
+                    retry.paths.clear();
+                    state.pending = Some(retry);
+                    return Ok(Step::Skip);
+                }
+            },
+        };
+        if let Some((build, made)) = made {
+            return self.act_on_build(state, flight.pending, build, made).await;
+        }
+        if state.pending.is_none()
+            && let Some(made) = state.last.clone()
+        {
+            // The build failed: a host that waits for its first build (its artifact changed
+            // before it opened it) gets the last good one.
+            if let Some(stop) = self.catch_up(state, made).await? {
+                return Ok(Step::Stop(stop));
+            }
+        }
+        Ok(Step::Go)
+    }
+
+    /// What cargo built, if it succeeded (it is then the newest good build); reports a failure.
+    fn finish_cargo(
+        &self,
+        state: &mut State,
+        outcome: BuildOutcome,
+    ) -> Option<(BuildInfo, Products)> {
+        let made = if outcome.success {
+            products(&self.model, &outcome)
+        } else {
+            None
+        };
+        if outcome.success && made.is_none() {
+            self.emit(WatchEvent::NoProducts);
+        }
+        if made.is_some() {
+            state.last.clone_from(&made);
+        }
+        let build = BuildInfo {
+            duration: outcome.duration,
+            by: BuiltBy::Cargo,
+            counts: Counts::of(&outcome.diagnostics),
+        };
+        if !outcome.success {
+            self.emit(WatchEvent::BuildFailed {
+                diagnostics: outcome.diagnostics,
+                output: outcome.stderr.unwrap_or_default(),
+                exit: BuildExit::Cargo(outcome.status),
+                host_running: state.host.is_some(),
+            });
+        }
+        made.map(|made| (build, made))
+    }
+
+    /// What rustc built directly, if it succeeded; reports a failure. `None` when rustc failed
+    /// without a diagnostic: the build goes through cargo instead.
+    #[allow(clippy::type_complexity)]
+    fn finish_fast(
+        &self,
+        state: &mut State,
+        results: Vec<(String, FastOutcome)>,
+    ) -> Option<Option<(BuildInfo, Products)>> {
+        let diagnostics: Vec<BuildDiagnostic> = results
+            .iter()
+            .flat_map(|(_, o)| o.diagnostics.iter().cloned())
+            .collect();
+        let success = results.iter().all(|(_, o)| o.success);
+        let counts = Counts::of(&diagnostics);
+        if !success && counts.errors == 0 {
+            let why: String = results
+                .iter()
+                .map(|(_, o)| o.other_output.as_str())
+                .collect();
+            tracing::debug!("direct rustc failed without diagnostics ({why}); building with cargo");
+            return None;
+        }
+        let links: Vec<Duration> = results.iter().filter_map(|(_, o)| o.link).collect();
+        let link = (links.len() == results.len()).then(|| links.iter().sum());
+        let build = BuildInfo {
+            duration: results.iter().map(|(_, o)| o.duration).sum(),
+            by: BuiltBy::Rustc { link },
+            counts,
+        };
+        if !success {
+            let output: String = results
+                .iter()
+                .map(|(_, o)| o.other_output.as_str())
+                .collect();
+            self.emit(WatchEvent::BuildFailed {
+                diagnostics,
+                output,
+                exit: BuildExit::Rustc,
+                host_running: state.host.is_some(),
+            });
+        }
+        // Put each library where cargo would (hosts that watch the file, like hot-lib-reloader,
+        // look there); the paths stay the same.
+        let mut made = success.then(|| state.last.clone()).flatten();
+        for (lib, outcome) in &results {
+            let slot = made
+                .as_ref()
+                .and_then(|m| m.libs.iter().find(|(l, _)| l == lib));
+            if let (Some((_, dest)), Some(artifact)) = (slot, &outcome.artifact)
+                && let Err(e) = fastpath::uplift(artifact, dest)
+            {
+                self.emit(WatchEvent::UpliftFailed {
+                    artifact: artifact.clone(),
+                    dest: dest.clone(),
+                    error: e.to_string(),
+                });
+                made = None;
+            }
+        }
+        Some(made.map(|made| (build, made)))
+    }
+
+    /// A good build: swapped into the host, or the host restarted or started with it.
+    async fn act_on_build(
+        &self,
+        state: &mut State,
+        pending: Pending,
+        build: BuildInfo,
+        made: Products,
+    ) -> anyhow::Result<Step> {
+        match (&pending.route, state.host.as_ref()) {
+            (Route::Swap(_), Some(running)) => {
+                state.version += 1;
+                let verdict = self
+                    .swap(
+                        &state.server,
+                        running,
+                        &made,
+                        state.version,
+                        Some(build),
+                        pending.since,
+                        &mut state.signals,
+                    )
+                    .await;
+                match verdict {
+                    SwapVerdict::Swapped => {}
+                    SwapVerdict::Restart(restart) if matches!(build.by, BuiltBy::Rustc { .. }) => {
+                        // rustc rebuilt only the logic library: a host that depends on the logic
+                        // crate (its types) is stale. cargo builds everything, then the host
+                        // restarts; the old host keeps running its old code meanwhile.
+                        tracing::debug!(cause = ?restart.cause, "rebuilding with cargo before the restart");
+                        state.restart_cause = Some(restart.cause);
+                        state.pending = Some(Pending {
+                            route: Route::Restart,
+                            since: pending.since,
+                            paths: BTreeSet::new(),
+                        });
+                    }
+                    SwapVerdict::Restart(restart) => {
+                        let old = state.host.take().expect("running");
+                        let reason = RestartReason::Swap {
+                            cause: restart.cause,
+                            rebuilt_in: restart.rebuilt_in,
+                        };
+                        let running = self
+                            .restart(old, &state.server, &state.toolchain, made, reason)
+                            .await?;
+                        state.host = Some(running);
+                    }
+                    SwapVerdict::Interrupted(signal) => {
+                        return Ok(Step::Stop(self.stop(state.host.take(), signal).await));
+                    }
+                }
+            }
+            (_, Some(_)) => {
+                let old = state.host.take().expect("running");
+                let reason = RestartReason::Rebuilt {
+                    cause: state.restart_cause.take(),
+                    build,
+                };
+                let running = self
+                    .restart(old, &state.server, &state.toolchain, made, reason)
+                    .await?;
+                state.host = Some(running);
+            }
+            (_, None) => {
+                let running = self.start_host(&state.server, &state.toolchain, made)?;
+                self.emit(WatchEvent::HostStarted {
+                    pid: running.process.pid(),
+                    first: state.first,
+                    build,
+                });
+                state.host = Some(running);
+            }
+        }
+        state.first = false;
+        Ok(Step::Go)
+    }
+
+    /// Starts the pending build once no build runs and the debounce ran out; a batch that asks
+    /// for a rebuild loads the project afresh first.
+    fn start_due_build(&mut self, state: &mut State) -> anyhow::Result<()> {
+        let settled = state
+            .quiet_at
+            .is_none_or(|at| at <= tokio::time::Instant::now());
+        if state.in_flight.is_some() || !settled {
+            return Ok(());
+        }
+        let Some(p) = state.pending.take() else {
+            return Ok(());
+        };
+        if p.route == Route::Rebuild
+            && let Err(error) = self.reload_model(&state.server, &mut state.toolchain)
+        {
+            // Like a failed build: the host keeps running, the next change tries again.
+            self.emit(WatchEvent::ProjectLoadFailed {
+                error,
+                host_running: state.host.is_some(),
+            });
+            return Ok(());
+        }
+        let path = if state.host.is_some() && state.last.is_some() {
+            BuildPath::FastIfPossible
+        } else {
+            BuildPath::Cargo
+        };
+        state.in_flight = Some(self.start_build(p, path, false)?);
+        Ok(())
     }
 
     /// Loads the model, host package and toolchain afresh (a manifest, lock file or toolchain
@@ -409,11 +677,10 @@ impl Session {
         let (model, host_package) = (self.reload)()?;
         let new_toolchain = Toolchain::detect()?;
         if model.host != self.model.host || model.logic != self.model.logic {
-            let logic: Vec<&str> = model.logic.iter().map(|(p, _)| p.as_str()).collect();
-            self.status(
-                "Reloaded",
-                format!("project: host {}, logic {}", model.host, logic.join(", ")),
-            );
+            self.emit(WatchEvent::ProjectReloaded {
+                host: model.host.clone(),
+                logic: model.logic.iter().map(|(p, _)| p.clone()).collect(),
+            });
         }
         server
             .lock()
@@ -425,16 +692,21 @@ impl Session {
         Ok(())
     }
 
-    /// Starts the build for `pending`: rustc directly when `fast` allows it and only recorded
+    /// Starts the build for `pending`: rustc directly when `path` allows it and only recorded
     /// logic sources changed, cargo otherwise.
     fn start_build(
         &self,
         pending: Pending,
-        fast: Option<()>,
+        path: BuildPath,
         show_progress: bool,
     ) -> anyhow::Result<InFlight> {
-        if let (Some(()), Some(plan)) = (fast, self.fast_plan(&pending)) {
+        let plan = match path {
+            BuildPath::FastIfPossible => self.fast_plan(&pending),
+            BuildPath::Cargo => None,
+        };
+        if let Some(plan) = plan {
             tracing::debug!(route = ?pending.route, "build started (rustc directly)");
+            self.emit(WatchEvent::BuildStarted { fast: true });
             let task = tokio::task::spawn_blocking(move || {
                 let mut results = Vec::new();
                 for (lib, invocation) in plan {
@@ -454,6 +726,7 @@ impl Session {
         tracing::debug!(route = ?pending.route, "build started");
         let build = watch_build(&self.model, &self.build, show_progress);
         let running = build.spawn().context("failed to start cargo")?;
+        self.emit(WatchEvent::BuildStarted { fast: false });
         let handle = running.handle();
         let task = tokio::task::spawn_blocking(move || {
             Ok(Built::Cargo(running.wait().context("failed to run cargo")?))
@@ -500,45 +773,21 @@ impl Session {
         (covered.len() == pending.paths.len() && !plan.is_empty()).then_some(plan)
     }
 
-    /// Shows what host `host_pid` reported unasked (`running`: it still runs).
+    /// Passes on what host `host_pid` reported unasked (`running`: it still runs).
     fn host_event(&self, host_pid: u32, running: Option<&mut Running>, event: HostEvent) {
         match event {
             HostEvent::Panicked { pid, panic } if pid == host_pid => {
-                let at = panic
-                    .location
-                    .as_deref()
-                    .map(|l| format!(" at {l}"))
-                    .unwrap_or_default();
-                self.status(
-                    "Panicked",
-                    format!(
-                        "{}::{} (reload {}, thread {}){at}: {}",
-                        panic.lib, panic.function, panic.version, panic.thread, panic.message
-                    ),
-                );
+                self.emit(WatchEvent::Panicked(panic));
             }
             HostEvent::Stuck { pid, stuck } if pid == host_pid => {
                 let call = format!("{}::{}", stuck.lib, stuck.function);
-                ui::warn(format!(
-                    "`{call}` has not returned for {} (thread {}, reload {}; an endless loop?); the next build restarts the host",
-                    ms(stuck.elapsed),
-                    stuck.thread,
-                    stuck.version
-                ));
+                self.emit(WatchEvent::Stuck(stuck));
                 if let Some(running) = running {
                     running.stuck = Some(call);
                 }
             }
             HostEvent::Resumed { pid, resumed } if pid == host_pid => {
-                self.status(
-                    "Resumed",
-                    format!(
-                        "`{}::{}` returned after {}",
-                        resumed.lib,
-                        resumed.function,
-                        ms(resumed.elapsed)
-                    ),
-                );
+                self.emit(WatchEvent::Resumed(resumed));
                 if let Some(running) = running {
                     running.stuck = None;
                 }
@@ -550,21 +799,13 @@ impl Session {
 
     /// Sends the newest build of each logic library to a host that runs an older one (it opened
     /// the library after that build, or could not open it at all and waits), restarting the host
-    /// if it refuses. `Some(exit code)` when Ctrl-C came meanwhile.
-    async fn catch_up(
-        &self,
-        server: &Arc<Mutex<ReloadServer>>,
-        host: &mut Option<Running>,
-        toolchain: &Toolchain,
-        last: Products,
-        version: &mut u64,
-        signals: &mut crate::signals::Signals,
-    ) -> anyhow::Result<Option<ExitCode>> {
-        let Some(running) = host.as_ref() else {
+    /// if it refuses. `Some(signal)` when Ctrl-C (or SIGTERM, SIGHUP) came meanwhile.
+    async fn catch_up(&self, state: &mut State, last: Products) -> anyhow::Result<Option<Stop>> {
+        let Some(running) = state.host.as_ref() else {
             return Ok(None);
         };
         let stale: Vec<(String, PathBuf)> = {
-            let mut server = server.lock().unwrap_or_else(|e| e.into_inner());
+            let mut server = state.server.lock().unwrap_or_else(|e| e.into_inner());
             last.libs
                 .iter()
                 .filter(|(lib, path)| {
@@ -578,37 +819,44 @@ impl Session {
         if stale.is_empty() {
             return Ok(None);
         }
-        *version += 1;
+        state.version += 1;
         let made = Products {
             libs: stale,
             ..last.clone()
         };
         let verdict = self
             .swap(
-                server,
+                &state.server,
                 running,
                 &made,
-                *version,
+                state.version,
                 None,
-                "",
                 Instant::now(),
-                signals,
+                &mut state.signals,
             )
             .await;
         match verdict {
             SwapVerdict::Swapped => {}
-            SwapVerdict::Restart(why) => {
-                let old = host.take().expect("running");
-                *host = Some(self.restart(old, server, toolchain, last, &why).await?);
+            SwapVerdict::Restart(restart) => {
+                let old = state.host.take().expect("running");
+                let reason = RestartReason::Swap {
+                    cause: restart.cause,
+                    rebuilt_in: restart.rebuilt_in,
+                };
+                let running = self
+                    .restart(old, &state.server, &state.toolchain, last, reason)
+                    .await?;
+                state.host = Some(running);
             }
             SwapVerdict::Interrupted(signal) => {
-                return Ok(Some(self.stop(host.take(), signal).await));
+                return Ok(Some(self.stop(state.host.take(), signal).await));
             }
         }
         Ok(None)
     }
 
     /// Sends every logic library to the host; says whether the host must restart instead.
+    /// `build` is `None` when the host catches up on an earlier build.
     #[allow(clippy::too_many_arguments)]
     async fn swap(
         &self,
@@ -616,20 +864,15 @@ impl Session {
         running: &Running,
         made: &Products,
         version: u64,
-        built: Option<Duration>,
-        warn: &str,
+        build: Option<BuildInfo>,
         since: Instant,
-        signals: &mut crate::signals::Signals,
+        signals: &mut Signals,
     ) -> SwapVerdict {
-        // What the status lines say of the build: `None` when the host catches up on an earlier one.
-        let rebuilt = |lib: &str| match built {
-            Some(built) => format!("{lib} rebuilt in {}{warn}", ms(built)),
-            None => format!("{lib}'s newest build (the host opened an older one)"),
-        };
-        let rebuilt_in = built.map_or_else(String::new, |b| format!("; rebuilt in {}", ms(b)));
+        let rebuilt_in = build.map(|b| b.duration);
+        let restart = |cause| SwapVerdict::Restart(SwapRestart { cause, rebuilt_in });
         if let Some(call) = &running.stuck {
             // It cannot swap until the call returns, and it has not for the whole hang timeout.
-            return SwapVerdict::Restart(format!("`{call}` was stuck{rebuilt_in}"));
+            return restart(RestartCause::Stuck { call: call.clone() });
         }
         for (lib, path) in &made.libs {
             // A dylib-dev-runtime host says hello when it loads the library (`hot_module!`: at its
@@ -650,14 +893,10 @@ impl Session {
                 // Not connected yet: a dylib-dev-runtime host that is still busy (loading its
                 // data) gets this build when it opens the library (`catch_up`); a host without it
                 // (e.g. hot-lib-reloader) picks the file up itself.
-                let what = match built {
-                    Some(built) => format!("{lib} in {}{warn}", ms(built)),
-                    None => format!("{lib}'s newest build"),
-                };
-                self.status(
-                    "Rebuilt",
-                    format!("{what}; the host reloads it on its own (or gets it when it opens the library)"),
-                );
+                self.emit(WatchEvent::ReloadsOnItsOwn {
+                    lib: lib.clone(),
+                    build,
+                });
                 continue;
             }
             let (server, lib_name, path, timeout) = (
@@ -680,70 +919,72 @@ impl Session {
             match report {
                 Ok(Ok(report)) => match report.outcome {
                     Outcome::Swapped(timing) => {
-                        let mib =
-                            |bytes: u64| format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20));
-                        let kept = match report.lingering {
-                            0 => String::new(),
-                            1 => {
-                                format!("; 1 old version mapped ({})", mib(report.lingering_bytes))
-                            }
-                            n => format!(
-                                "; {n} old versions mapped ({})",
-                                mib(report.lingering_bytes)
-                            ),
-                        };
-                        let edit = match built {
-                            Some(_) => format!("; {} since the edit", ms(since.elapsed())),
-                            None => String::new(),
-                        };
-                        self.status(
-                            "Swapped",
-                            format!(
-                                "{}, swapped in {} (reload {version}{edit}{kept})",
-                                rebuilt(lib),
-                                ms(timing.total()),
-                            ),
-                        );
+                        self.emit(WatchEvent::Swapped {
+                            lib: lib.clone(),
+                            version,
+                            build,
+                            swap: timing.total(),
+                            since_edit: build.map(|_| since.elapsed()),
+                            lingering: report.lingering,
+                            lingering_bytes: report.lingering_bytes,
+                        });
                         if report.lingering_bytes > LINGERING_LIMIT {
-                            return SwapVerdict::Restart(format!(
-                                "{} old versions of {lib} were kept mapped ({})",
-                                report.lingering,
-                                mib(report.lingering_bytes)
-                            ));
+                            // The memory is the reason, not the build: no build time in it.
+                            return SwapVerdict::Restart(SwapRestart {
+                                cause: RestartCause::OldVersionsKept {
+                                    lib: lib.clone(),
+                                    count: report.lingering,
+                                    bytes: report.lingering_bytes,
+                                },
+                                rebuilt_in: None,
+                            });
                         }
                         if report.lingering == 1 {
-                            ui::note(format!(
-                                "old versions of {lib} stay mapped: threads, hooks or values they left behind may still use their code; the host is restarted past {} of them (a host whose logic is self-contained can unload them: `Builder::unload_old_versions(true)`)",
-                                mib(LINGERING_LIMIT)
-                            ));
+                            self.emit(WatchEvent::OldVersionsMapped {
+                                lib: lib.clone(),
+                                limit_bytes: LINGERING_LIMIT,
+                            });
                         }
                     }
                     Outcome::Failed(reason) => {
-                        ui::warn(format!(
-                            "the host refused reload {version} of {lib}: {reason}; restarting it"
-                        ));
-                        return SwapVerdict::Restart(format!("swap refused{rebuilt_in}"));
+                        self.emit(WatchEvent::SwapRefused {
+                            lib: lib.clone(),
+                            version,
+                            reason,
+                        });
+                        return restart(RestartCause::SwapRefused);
                     }
                 },
-                Ok(Err(e)) => {
-                    ui::warn(format!(
-                        "reload {version} of {lib} failed: {e}; restarting the host"
-                    ));
-                    return SwapVerdict::Restart(format!("swap failed{rebuilt_in}"));
+                Ok(Err(error)) => {
+                    self.emit(WatchEvent::SwapFailed {
+                        lib: lib.clone(),
+                        version,
+                        error,
+                    });
+                    return restart(RestartCause::SwapFailed);
                 }
                 Err(e) => {
-                    ui::warn(format!("reload task failed: {e}"));
-                    return SwapVerdict::Restart("swap failed".into());
+                    self.emit(WatchEvent::SwapTaskFailed {
+                        error: e.to_string(),
+                    });
+                    return SwapVerdict::Restart(SwapRestart {
+                        cause: RestartCause::SwapFailed,
+                        rebuilt_in: None,
+                    });
                 }
             }
         }
         SwapVerdict::Swapped
     }
 
-    /// Asks the host to save its hand-off state before it is stopped; what to add to the status.
-    async fn save_state(&self, server: &Arc<Mutex<ReloadServer>>, running: &Running) -> String {
+    /// Asks the host to save its hand-off state before it is stopped.
+    async fn save_state(
+        &self,
+        server: &Arc<Mutex<ReloadServer>>,
+        running: &Running,
+    ) -> StateHandOff {
         if let Some(call) = &running.stuck {
-            return format!("; state not saved (`{call}` is stuck)");
+            return StateHandOff::Stuck { call: call.clone() };
         }
         let (server, timeout) = (Arc::clone(server), self.model.stop_timeout);
         let saved = tokio::task::spawn_blocking(move || {
@@ -754,26 +995,25 @@ impl Session {
         })
         .await;
         match saved {
-            Ok(Some(Ok(SaveOutcome::Saved(bytes)))) => {
-                format!("; state handed off ({bytes} bytes)")
-            }
+            Ok(Some(Ok(SaveOutcome::Saved(bytes)))) => StateHandOff::Saved { bytes },
             // A host without hand-off state: nothing to say.
             Ok(Some(Ok(SaveOutcome::Unsaved(why)))) if why.contains("no hand-off state") => {
-                String::new()
+                StateHandOff::Nothing
             }
-            Ok(Some(Ok(SaveOutcome::Unsaved(why)))) => format!("; state not saved ({why})"),
-            Ok(Some(Err(e))) => format!("; state not saved ({e})"),
-            Ok(None) | Err(_) => String::new(),
+            Ok(Some(Ok(SaveOutcome::Unsaved(why)))) => StateHandOff::NotSaved { why },
+            Ok(Some(Err(e))) => StateHandOff::NotSaved { why: e.to_string() },
+            Ok(None) | Err(_) => StateHandOff::Nothing,
         }
     }
 
+    /// Stops the host (its state saved first) and starts it with `made`.
     async fn restart(
         &self,
         old: Running,
         server: &Arc<Mutex<ReloadServer>>,
         toolchain: &Toolchain,
         made: Products,
-        why: &str,
+        reason: RestartReason,
     ) -> anyhow::Result<Running> {
         let old_pid = old.process.pid();
         let state = self.save_state(server, &old).await;
@@ -787,14 +1027,13 @@ impl Session {
             .unwrap_or_else(|e| e.into_inner())
             .forget_hosts();
         let running = self.start_host(server, toolchain, made)?;
-        self.status(
-            "Restarted",
-            format!(
-                "host: pid {old_pid} ({}) -> pid {}; {why}{state}",
-                host::describe(&status),
-                running.process.pid()
-            ),
-        );
+        self.emit(WatchEvent::Restarted {
+            old_pid,
+            old_status: status,
+            pid: running.process.pid(),
+            reason,
+            state,
+        });
         Ok(running)
     }
 
@@ -804,8 +1043,7 @@ impl Session {
         toolchain: &Toolchain,
         made: Products,
     ) -> anyhow::Result<Running> {
-        let mut cmd =
-            crate::dynamic::program_command(&made.host_exe, &self.host_package, toolchain)?;
+        let mut cmd = crate::host::program_command(&made.host_exe, &self.host_package, toolchain)?;
         cmd.args(&self.args);
         let libs: Vec<(&str, &std::path::Path)> = made
             .libs
@@ -835,62 +1073,12 @@ impl Session {
         })
     }
 
-    fn report_failure(
-        &self,
-        diagnostics: &[BuildDiagnostic],
-        other: &str,
-        exit: &str,
-        host_running: bool,
-    ) {
-        use std::io::Write;
-        let mut err = std::io::stderr().lock();
-        for d in diagnostics {
-            let _ = err.write_all(d.rendered.as_bytes());
-        }
-        if diagnostics.is_empty() {
-            let _ = err.write_all(other.as_bytes());
-        }
-        drop(err);
-        let counts = crate::cargo::count_text(diagnostics);
-        let what = if counts.is_empty() {
-            exit.to_string()
-        } else {
-            counts
-        };
-        let keep = if host_running {
-            "the host keeps running the last good build"
-        } else {
-            "waiting for a fix"
-        };
-        ui::error(&anyhow::anyhow!("build failed ({what}); {keep}"));
-    }
-
-    /// Stops the host after a signal (the build was cancelled already); the exit code to return.
-    async fn stop(&self, host: Option<Running>, signal: Stop) -> ExitCode {
+    /// Stops the host after a signal (the build was cancelled already); returns that signal.
+    async fn stop(&self, host: Option<Running>, signal: Stop) -> Stop {
         if let Some(h) = host {
             let _ = h.process.stop(self.model.stop_timeout).await;
         }
-        // After a hang-up the terminal is gone: a line written to it would fail.
-        if signal != Stop::HangUp {
-            self.status("Stopped", "watcher, host and builds");
-        }
-        signal.exit_code()
-    }
-
-    fn status(&self, verb: &str, msg: impl std::fmt::Display) {
-        if !self.quiet {
-            ui::status(verb, msg);
-        }
-    }
-}
-
-/// `412 ms`, `1.25 s`.
-pub fn ms(d: Duration) -> String {
-    if d < Duration::from_millis(1) {
-        format!("{:.2} ms", d.as_secs_f64() * 1e3)
-    } else if d < Duration::from_secs(10) {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
+        self.emit(WatchEvent::Stopped(signal));
+        signal
     }
 }

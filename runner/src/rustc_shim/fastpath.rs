@@ -7,13 +7,15 @@
 //! cargo's resolve, fingerprinting and locking of the whole graph (about a quarter of a second on
 //! a polars project). Anything else (a manifest, a build script, a dependency, a flag) goes
 //! through cargo, which records the invocation afresh.
+use super::args::arg_after;
+use super::tuning;
 use crate::cargo::{BuildDiagnostic, Severity};
 use cargo_metadata::diagnostic::{Diagnostic, DiagnosticLevel};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Set on cargo by the watcher: `dylib-dev` runs as rustc's wrapper.
@@ -21,7 +23,7 @@ pub const ENV_WRAPPER: &str = "DYLIB_DEV_RUSTC_WRAPPER";
 /// Directory where the wrapper records invocations.
 pub const ENV_CAPTURE_DIR: &str = "DYLIB_DEV_CAPTURE_DIR";
 /// Comma-separated crate names (as rustc's `--crate-name`) of the logic libraries: recorded when
-/// [`ENV_CAPTURE_DIR`] is set, tuned when [`crate::tuning::ENV_TUNE`] is.
+/// [`ENV_CAPTURE_DIR`] is set, tuned when [`tuning::ENV_TUNE`] is.
 pub const ENV_LOGIC_CRATES: &str = "DYLIB_DEV_LOGIC_CRATES";
 
 /// Variables never replayed: cargo's jobserver file descriptors are gone by then, and our own
@@ -33,7 +35,7 @@ const NOT_REPLAYED: [&str; 7] = [
     ENV_WRAPPER,
     ENV_CAPTURE_DIR,
     ENV_LOGIC_CRATES,
-    crate::tuning::ENV_TUNE,
+    tuning::ENV_TUNE,
 ];
 
 /// One recorded rustc run.
@@ -47,17 +49,9 @@ pub struct Invocation {
     pub cwd: PathBuf,
     /// Its environment (`env!` in the crate reads `CARGO_PKG_*` from here).
     pub env: Vec<(String, String)>,
-    /// Recorded by a build that asked for [`crate::tuning`] (watch without `--plain-rustc`).
+    /// Recorded by a build that asked for [`tuning`] (watch without `--plain-rustc`).
     #[serde(default)]
     pub tuning: bool,
-}
-
-/// The argument after the first `flag` in rustc's `args` (`--out-dir D`, `--crate-name N`).
-pub fn arg_after<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
-    args.iter()
-        .position(|a| a == flag)
-        .and_then(|i| args.get(i + 1))
-        .map(String::as_str)
 }
 
 impl Invocation {
@@ -105,51 +99,8 @@ pub fn wrapper_env() -> Vec<(&'static str, OsString)> {
     }
 }
 
-/// In wrapper mode (started by cargo as `dylib-dev <rustc> <args>`): for a logic library, tune
-/// its flags ([`crate::tuning`]) and record the invocation, then become rustc. `None` when not in
-/// wrapper mode.
-pub fn run_as_rustc_wrapper() -> Option<ExitCode> {
-    std::env::var_os(ENV_WRAPPER)?;
-    let mut argv = std::env::args_os().skip(1);
-    let program = argv.next()?;
-    let mut args: Vec<OsString> = argv.collect();
-    let mut extra_env = Vec::new();
-    // Arguments that are not UTF-8 leave the invocation as cargo made it.
-    let utf8: Option<Vec<String>> = args.iter().map(|a| a.to_str().map(String::from)).collect();
-    if let Some(mut strings) = utf8.filter(|a| is_logic_library(a)) {
-        let tuning = std::env::var_os(crate::tuning::ENV_TUNE).is_some();
-        if tuning && let Ok(exe) = std::env::current_exe() {
-            extra_env = crate::tuning::tune(&mut strings, &exe);
-            args = strings.iter().map(OsString::from).collect();
-        }
-        if let Err(e) = record(&program, strings, &extra_env, tuning) {
-            // Recording is an optimisation: never fail the build for it.
-            eprintln!("dylib-dev: could not record the rustc invocation: {e}");
-        }
-    }
-    let mut cmd = Command::new(&program);
-    cmd.args(&args)
-        .envs(extra_env.iter().map(|(k, v)| (k, v)))
-        .env_remove(ENV_WRAPPER);
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        let err = cmd.exec();
-        eprintln!(
-            "dylib-dev: failed to run {}: {err}",
-            program.to_string_lossy()
-        );
-        Some(ExitCode::from(101))
-    }
-    #[cfg(not(unix))]
-    {
-        let status = cmd.status().map(|s| s.code().unwrap_or(101)).unwrap_or(101);
-        Some(ExitCode::from(status as u8))
-    }
-}
-
 /// A library build (`cdylib` or `dylib`) of one of the crates in [`ENV_LOGIC_CRATES`].
-fn is_logic_library(args: &[String]) -> bool {
+pub fn is_logic_library(args: &[String]) -> bool {
     let Ok(crates) = std::env::var(ENV_LOGIC_CRATES) else {
         return false;
     };
@@ -161,7 +112,7 @@ fn is_logic_library(args: &[String]) -> bool {
 }
 
 /// Records the invocation (with the variables tuning added) where the fast path finds it.
-fn record(
+pub fn record(
     program: &OsString,
     args: Vec<String>,
     extra_env: &[(String, String)],
@@ -255,7 +206,7 @@ pub struct FastOutcome {
     pub other_output: String,
     /// Wall time of the rustc run.
     pub duration: Duration,
-    /// The link's part of it, when dylib-dev's linker shim ran ([`crate::tuning`]).
+    /// The link's part of it, when dylib-dev's linker shim ran ([`tuning`]).
     pub link: Option<Duration>,
 }
 
@@ -268,7 +219,7 @@ impl FastOutcome {
 
 /// Re-runs a recorded invocation and reads rustc's JSON messages from its stderr.
 pub fn rebuild(invocation: &Invocation) -> std::io::Result<FastOutcome> {
-    let link_file = crate::tuning::link_time_file(&invocation.env);
+    let link_file = tuning::link_time_file(&invocation.env);
     if let Some(file) = &link_file {
         let _ = std::fs::remove_file(file);
     }
@@ -297,7 +248,7 @@ pub fn rebuild(invocation: &Invocation) -> std::io::Result<FastOutcome> {
         diagnostics,
         other_output,
         duration: started.elapsed(),
-        link: link_file.and_then(|f| crate::tuning::read_link_time(&f)),
+        link: link_file.and_then(|f| tuning::read_link_time(&f)),
     })
 }
 
@@ -461,9 +412,9 @@ mod tests {
 
     /// rustc's stderr (`--error-format=json --json=diagnostic-rendered-ansi,artifacts`, as cargo
     /// asks for it) building a cdylib with one syntax error.
-    const SYNTAX_ERROR: &str = include_str!("../tests/data/rustc-syntax-error.jsonl");
+    const SYNTAX_ERROR: &str = include_str!("../../tests/data/rustc-syntax-error.jsonl");
     /// The same crate without the error: one unused variable, and the library.
-    const WARNING: &str = include_str!("../tests/data/rustc-warning.jsonl");
+    const WARNING: &str = include_str!("../../tests/data/rustc-warning.jsonl");
 
     #[test]
     fn rustc_closing_summary_is_not_counted() {

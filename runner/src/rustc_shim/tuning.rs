@@ -15,10 +15,8 @@
 //!
 //! Both apply to watch builds of logic libraries only (never the host, the deps or a static
 //! build); `watch --plain-rustc` turns them off.
-use crate::fastpath::arg_after;
-use std::ffi::{OsStr, OsString};
+use super::args::arg_after;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
 
 /// Set on cargo by the watcher: tune the logic libraries' rustc invocations.
 pub const ENV_TUNE: &str = "DYLIB_DEV_TUNE_LOGIC";
@@ -31,9 +29,6 @@ pub const ENV_STUB_DIR: &str = "DYLIB_DEV_STUB_DIR";
 /// Set on a tuned rustc: the file the shim writes the link's duration to (microseconds), which
 /// the watcher shows as the link's share of a rebuild.
 pub const ENV_LINK_TIME: &str = "DYLIB_DEV_LINK_TIME";
-
-/// Flags that make undefined symbols a link error even in a shared library: no stubs then.
-const NO_UNDEFINED: [&str; 4] = ["-z,defs", "-zdefs", "--no-undefined,", "-z defs"];
 
 /// Rewrites the rustc arguments of a logic library and returns the variables its rustc needs.
 /// `exe` is dylib-dev itself, which rustc then runs as its linker.
@@ -95,58 +90,6 @@ fn take_linker(args: &mut Vec<String>) -> Option<String> {
     found
 }
 
-/// In linker mode (rustc ran dylib-dev as `-C linker`): link with stubs, or as asked if that
-/// fails. `None` when not in linker mode.
-pub fn run_as_linker() -> Option<ExitCode> {
-    let linker = std::env::var_os(ENV_LINKER)?;
-    let started = std::time::Instant::now();
-    // `<microseconds> stubbed|full`: the second word says which link succeeded (tests read it).
-    let timed = |code: ExitCode, how: &str| {
-        if let Some(file) = std::env::var_os(ENV_LINK_TIME) {
-            let _ = std::fs::write(file, format!("{} {how}", started.elapsed().as_micros()));
-        }
-        code
-    };
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let libs = std::env::var(ENV_STUB_LIBS).unwrap_or_default();
-    let stub_dir = std::env::var_os(ENV_STUB_DIR).map(PathBuf::from);
-    let linker_cmd = |args: &[OsString]| {
-        let mut cmd = Command::new(&linker);
-        cmd.args(args)
-            .env_remove(ENV_LINKER)
-            .env_remove(ENV_STUB_LIBS)
-            .env_remove(ENV_STUB_DIR)
-            .env_remove(ENV_LINK_TIME);
-        cmd
-    };
-    let stubbed = stub_dir.and_then(|dir| with_stubs(&args, &libs, &dir, &linker));
-    if let Some(stubbed) = stubbed {
-        // Quiet: if it fails, the link below reports what the user's own link would.
-        let ok = linker_cmd(&stubbed)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Some(timed(ExitCode::SUCCESS, "stubbed"));
-        }
-    }
-    let code = match linker_cmd(&args).status() {
-        Ok(s) => s.code().unwrap_or(1),
-        Err(e) => {
-            eprintln!(
-                "dylib-dev: failed to run the linker `{}`: {e}",
-                linker.to_string_lossy()
-            );
-            1
-        }
-    };
-    Some(timed(
-        ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        "full",
-    ))
-}
-
 /// Where the shim writes the link time of a recorded invocation (from its environment); the fast
 /// path removes it before running rustc and reads it after.
 pub fn link_time_file(env: &[(String, String)]) -> Option<PathBuf> {
@@ -160,65 +103,6 @@ pub fn read_link_time(file: &Path) -> Option<std::time::Duration> {
     let text = std::fs::read_to_string(file).ok()?;
     let us: u64 = text.split_whitespace().next()?.parse().ok()?;
     Some(std::time::Duration::from_micros(us))
-}
-
-/// `args` with each listed dylib replaced by its stub, kept `NEEDED` even under `--as-needed`
-/// (nothing is resolved from an empty stub). `None` when nothing is replaced or stubs cannot work.
-fn with_stubs(args: &[OsString], libs: &str, dir: &Path, linker: &OsStr) -> Option<Vec<OsString>> {
-    let libs: Vec<&str> = libs.lines().filter(|l| !l.is_empty()).collect();
-    let strict = args.iter().any(|a| {
-        let a = a.to_string_lossy();
-        NO_UNDEFINED.iter().any(|f| a.contains(f)) || a.ends_with("--no-undefined")
-    });
-    if libs.is_empty() || strict {
-        return None;
-    }
-    let mut out = Vec::with_capacity(args.len() + 2 * libs.len());
-    let mut replaced = false;
-    for arg in args {
-        let path = arg.to_string_lossy();
-        if libs.contains(&path.as_ref()) {
-            let soname = Path::new(path.as_ref()).file_name()?.to_string_lossy();
-            let stub = stub(dir, &soname, linker)?;
-            out.push("-Wl,--push-state,--no-as-needed".into());
-            out.push(stub.into_os_string());
-            out.push("-Wl,--pop-state".into());
-            replaced = true;
-        } else {
-            out.push(arg.clone());
-        }
-    }
-    replaced.then_some(out)
-}
-
-/// An empty shared library whose `SONAME` is `soname` (rustc names a dylib's `SONAME` after its
-/// file), built once per name with the same linker.
-fn stub(dir: &Path, soname: &str, linker: &OsStr) -> Option<PathBuf> {
-    let path = dir.join(soname);
-    if path.is_file() {
-        return Some(path);
-    }
-    std::fs::create_dir_all(dir).ok()?;
-    let tmp = dir.join(format!(".{soname}.{}.tmp", std::process::id()));
-    let ok = Command::new(linker)
-        .args(["-shared", "-nostdlib", "-x", "c", "/dev/null", "-o"])
-        .arg(&tmp)
-        .arg(format!("-Wl,-soname,{soname}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        let _ = std::fs::remove_file(&tmp);
-        return None;
-    }
-    std::fs::rename(&tmp, &path).ok()?;
-    Some(path)
-}
-
-/// Whether `cc` builds a stub here (what `doctor` reports).
-pub fn stub_links_here() -> bool {
-    tempfile::tempdir().is_ok_and(|dir| stub(dir.path(), "libprobe.so", OsStr::new("cc")).is_some())
 }
 
 #[cfg(test)]
@@ -266,33 +150,5 @@ mod tests {
         let env = tune(&mut args, Path::new("/bin/dylib-dev"));
         assert_eq!(args, before);
         assert!(env.is_empty(), "{env:?}");
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn stub_names_the_real_library() {
-        let dir = tempfile::tempdir().unwrap();
-        let stub = stub(dir.path(), "libapp_deps.so", OsStr::new("cc")).expect("cc builds a stub");
-        let out = Command::new("readelf")
-            .arg("-d")
-            .arg(&stub)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("Library soname: [libapp_deps.so]"), "{text}");
-        // Built once: a second call returns the same file.
-        assert_eq!(
-            super::stub(dir.path(), "libapp_deps.so", OsStr::new("false")),
-            Some(stub)
-        );
-    }
-
-    #[test]
-    fn strict_links_get_no_stubs() {
-        let args: Vec<OsString> = ["a.o", "/t/libapp_deps.so", "-Wl,-z,defs"]
-            .map(OsString::from)
-            .to_vec();
-        let dir = tempfile::tempdir().unwrap();
-        assert!(with_stubs(&args, "/t/libapp_deps.so", dir.path(), OsStr::new("cc")).is_none());
     }
 }
