@@ -1,9 +1,6 @@
 //! The build cache cargo goes through: which rustc wrapper it runs (sccache or another), and
 //! sccache's statistics, as data for `doctor`.
 //!
-//! Only std, `toml_edit` and `serde_json`: `tests/build_cache.rs` compiles this file on its own
-//! (`#[path]`) to unit-test it against the real sccache.
-//!
 //! The wrapper is read as cargo reads it, simply: `RUSTC_WRAPPER`, then `CARGO_BUILD_RUSTC_WRAPPER`,
 //! then `build.rustc-wrapper` in the nearest `.cargo/config.toml` (or `.cargo/config`) from the
 //! project up to `/`, then in `$CARGO_HOME`. `cargo config get` would be exact but is unstable.

@@ -82,12 +82,61 @@ pub fn run_checks(selector: &Selector) -> Vec<Check> {
         checks.push(check_sysroot(tc));
         checks.push(check_linker(tc, &path_dirs()));
     }
-    checks.push(check_wrapper(&path_dirs()));
     checks.push(check_logic_tuning());
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     checks.extend(check_rustflags(&cwd));
+    checks.push(check_build_cache(&cwd, &path_dirs()));
     checks.extend(check_project(selector));
     checks
+}
+
+/// The rustc wrapper cargo goes through, and for sccache its hit rate: a team or CI shares the
+/// first build of heavy dependencies through it (see docs/build-cache.md).
+fn check_build_cache(cwd: &Path, path: &[PathBuf]) -> Check {
+    use crate::build_cache::{WrapperOrigin, current_wrapper, sccache_stats};
+    let Some(wrapper) = current_wrapper(cwd) else {
+        let installed = find_program("sccache", path)
+            .map(|p| format!("sccache at {} is not in use; ", p.display()))
+            .unwrap_or_default();
+        return Check::ok(
+            "build cache",
+            format!(
+                "none ({installed}sccache as RUSTC_WRAPPER shares the first build of heavy crates \
+                 across clones, teammates and CI: see docs/build-cache.md)"
+            ),
+        );
+    };
+    let origin = match &wrapper.origin {
+        WrapperOrigin::Env(var) => (*var).to_string(),
+        WrapperOrigin::Config(file) => format!("build.rustc-wrapper in {}", file.display()),
+    };
+    if !wrapper.is_sccache() {
+        return Check::ok(
+            "build cache",
+            format!("rustc wrapper `{}` ({origin})", wrapper.program),
+        );
+    }
+    match sccache_stats(std::process::Command::new(&wrapper.program)) {
+        Ok(stats) => {
+            let rate = stats
+                .hit_rate()
+                .map(|r| format!(" ({:.0}% hits)", r * 100.0))
+                .unwrap_or_default();
+            Check::ok(
+                "build cache",
+                format!(
+                    "sccache ({origin}): {} hits, {} misses{rate}; {}; the deps dylib, binaries \
+                     and incremental crates are never cached",
+                    stats.hits, stats.misses, stats.location
+                ),
+            )
+        }
+        Err(why) => Check::warn(
+            "build cache",
+            format!("sccache ({origin}) does not answer: {why}"),
+            "check that sccache runs (`sccache --show-stats`), or unset RUSTC_WRAPPER",
+        ),
+    }
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {
@@ -203,30 +252,6 @@ fn check_linker(tc: &Toolchain, path: &[PathBuf]) -> Check {
         )
     } else {
         Check::ok("linker", format!("the platform default; {available_text}"))
-    }
-}
-
-fn check_wrapper(path: &[PathBuf]) -> Check {
-    let wrapper = std::env::var_os("RUSTC_WRAPPER")
-        .or_else(|| std::env::var_os("CARGO_BUILD_RUSTC_WRAPPER"))
-        .filter(|w| !w.is_empty());
-    match wrapper {
-        Some(w) => {
-            let w = w.to_string_lossy();
-            let note = if w.contains("sccache") {
-                "; sccache does not cache bin, dylib or incremental crates, so it speeds up the first build only"
-            } else {
-                ""
-            };
-            Check::ok("rustc wrapper", format!("RUSTC_WRAPPER={w}{note}"))
-        }
-        None => match find_program("sccache", path) {
-            Some(p) => Check::ok(
-                "rustc wrapper",
-                format!("none (sccache at {} is not in use)", p.display()),
-            ),
-            None => Check::ok("rustc wrapper", "none (no RUSTC_WRAPPER, no sccache)"),
-        },
     }
 }
 

@@ -4,6 +4,7 @@
 //! holds one responsibility.
 
 pub mod bench;
+pub mod build_cache;
 pub mod cargo;
 pub mod cli;
 pub mod commands;

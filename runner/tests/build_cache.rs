@@ -7,14 +7,9 @@
 //! unless `DYLIB_DEV_REQUIRE_SCCACHE=1` (as `.ci/run` sets once it installed it).
 mod common;
 
-// The engine module, compiled here on its own until `lib.rs` declares it (see its docs).
-#[allow(dead_code)]
-#[path = "../src/build_cache.rs"]
-mod build_cache;
-
-use build_cache::SccacheStats;
 use common::watch::{CHANGE, START, Watch};
 use common::{Fixture, text};
+use dylib_dev::build_cache::{self, SccacheStats};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
@@ -67,12 +62,6 @@ impl Sccache {
     fn env(&self) -> Vec<(&'static str, OsString)> {
         vec![
             ("RUSTC_WRAPPER", self.program.clone().into_os_string()),
-            // sccache 0.16 takes `sccache <workspace wrapper> rustc ...` (how cargo runs the
-            // workspace crates under dylib-dev's fast-path wrapper) for a rustc wrapper only when
-            // `CARGO` is set, as it is under `cargo dylib-dev` and `cargo test`. Without it, cargo's
-            // first probe (`sccache dylib-dev rustc -vV`) fails: "Compiler not supported:
-            // dylib-dev: failed to run -E". Set here so the test does not depend on how it is run.
-            ("CARGO", env!("CARGO").into()),
             ("SCCACHE_SERVER_PORT", self.port.to_string().into()),
             (
                 "SCCACHE_DIR",
@@ -135,6 +124,9 @@ fn build(sccache: &Sccache) -> (Fixture, u128) {
         .dylib_dev()
         .args(["build", "-p", "host"])
         .env_remove("CARGO_TARGET_DIR")
+        // As from a shell: sccache needs `CARGO` to take dylib-dev's workspace wrapper, and
+        // dylib-dev sets it when nothing else did (`cargo test` sets it for this process).
+        .env_remove("CARGO")
         .envs(sccache.env())
         .output()
         .unwrap();
@@ -170,6 +162,24 @@ fn second_fresh_target_dir_takes_registry_crates_from_sccache_and_fast_path_work
     assert!(
         again.not_cached.iter().any(|(why, _)| why == "crate-type"),
         "binaries, proc-macros and the deps dylib are never cached: {again:?}"
+    );
+
+    // `doctor` reports the cache and what it holds, from the same server.
+    let out = second
+        .dylib_dev()
+        .arg("doctor")
+        .envs(sccache.env())
+        .output()
+        .unwrap();
+    let report = text(&out);
+    let line = report
+        .lines()
+        .find(|l| l.contains("build cache"))
+        .unwrap_or_else(|| panic!("no build cache line:\n{report}"));
+    assert!(
+        line.contains("sccache (RUSTC_WRAPPER)")
+            && line.contains(&format!("{} hits, {} misses", again.hits, again.misses)),
+        "doctor names sccache and its counts ({again:?}): {line}"
     );
 
     // The fast path: with sccache outermost, cargo runs `sccache dylib-dev rustc ...` for the

@@ -90,13 +90,30 @@ pub fn wrapper_env() -> Vec<(&'static str, OsString)> {
     if std::env::var_os("RUSTC_WORKSPACE_WRAPPER").is_some() {
         return Vec::new();
     }
-    match std::env::current_exe() {
-        Ok(exe) => vec![
-            ("RUSTC_WORKSPACE_WRAPPER", exe.into_os_string()),
-            (ENV_WRAPPER, "1".into()),
-        ],
-        Err(_) => Vec::new(),
+    let Ok(exe) = std::env::current_exe() else {
+        return Vec::new();
+    };
+    let mut env = vec![
+        ("RUSTC_WORKSPACE_WRAPPER", exe.into_os_string()),
+        (ENV_WRAPPER, "1".into()),
+    ];
+    // sccache (0.16) as `RUSTC_WRAPPER` takes `sccache <workspace wrapper> rustc ...` for a
+    // compiler only when `CARGO` names cargo; without it cargo's first probe fails ("Compiler not
+    // supported: dylib-dev: failed to run -E"). `cargo dylib-dev` has it from cargo; a shell has
+    // not: name the cargo we run.
+    if std::env::var_os("CARGO").is_none()
+        && let Some(cargo) = program_on_path("cargo")
+    {
+        env.push(("CARGO", cargo.into_os_string()));
     }
+    env
+}
+
+/// `name` as the shell would find it on `PATH`.
+fn program_on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 /// A library build (`cdylib` or `dylib`) of one of the crates in [`ENV_LOGIC_CRATES`].
