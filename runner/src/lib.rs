@@ -12,6 +12,7 @@ pub mod deps_crate;
 pub mod doctor;
 pub mod duration;
 pub mod dynamic;
+pub mod first_build;
 pub mod fsutil;
 pub mod guard;
 pub mod heavy;

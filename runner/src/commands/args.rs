@@ -170,3 +170,50 @@ pub fn warn_about_config_rustflags() {
         ));
     }
 }
+
+/// Before a build that compiles the deps dylib for the first time: what the user waits for, and
+/// that it happens once. `after` says what is quick afterwards.
+pub fn announce_cold_deps(cold: &crate::first_build::ColdDeps, after: &str) {
+    let crates = if cold.crates.is_empty() {
+        "the wrapped crates".to_string()
+    } else {
+        cold.crates.join(", ")
+    };
+    crate::ui::status(
+        "Building",
+        format_args!(
+            "{crates} into the deps dylib `{}` once (the long part); after that {after}",
+            cold.deps_crate
+        ),
+    );
+}
+
+/// After that build: how long the deps dylib took, now that it is cached.
+pub fn report_cold_deps(cold: &crate::first_build::ColdDeps, start: std::time::SystemTime) {
+    if let Some(took) = cold.built_after(start) {
+        crate::ui::status(
+            "Cached",
+            format_args!(
+                "deps dylib `{}` (built in {}); later builds reuse it",
+                cold.deps_crate,
+                crate::duration::ms(took)
+            ),
+        );
+    }
+}
+
+/// The project's deps dylib if the coming dynamic build compiles it for the first time (never
+/// with `--quiet`: then nothing is said about it).
+pub fn cold_deps(
+    project: &crate::project::Project,
+    release: bool,
+    quiet: bool,
+) -> Option<crate::first_build::ColdDeps> {
+    if quiet {
+        return None;
+    }
+    let layout = crate::deps_crate::Layout::of(project);
+    let profile =
+        crate::first_build::profile_dir(project.dynamic_target_dir().as_std_path(), release);
+    crate::first_build::cold_deps(&layout.deps_crate, &layout.deps_dir, &profile)
+}

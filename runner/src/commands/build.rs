@@ -1,14 +1,16 @@
 //! `dylib-dev build`: a dynamic build.
 use super::Outcome;
 use super::args::BuildArgs;
-use super::args::{GlobalArgs, build_and_report, warn_about_config_rustflags};
+use super::args::{
+    GlobalArgs, announce_cold_deps, build_and_report, cold_deps, report_cold_deps,
+    warn_about_config_rustflags,
+};
 use crate::dynamic::{dynamic_build, ensure_wrapped};
 use crate::project::Project;
 use crate::ui;
 
 /// Runs the command: the build, then where its executables are.
 pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
-    let _ = global;
     let project = Project::load(&args.package.selector(), false)?;
     let package = project.package();
     ensure_wrapped(package)?;
@@ -17,7 +19,15 @@ pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     if let Some(bin) = &args.bin {
         build = build.bin(bin);
     }
+    let cold = cold_deps(&project, args.release, global.quiet);
+    if let Some(cold) = &cold {
+        announce_cold_deps(cold, "`build`, `run` and `watch` reuse it");
+    }
+    let start = std::time::SystemTime::now();
     let outcome = build_and_report(build, package)?;
+    if let Some(cold) = &cold {
+        report_cold_deps(cold, start);
+    }
     for artifact in outcome
         .artifacts
         .iter()

@@ -69,6 +69,13 @@ pub fn run(args: &NewArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             .unwrap_or_default();
         writeln!(out, "then edit {edit}{hint}.")?;
     }
+    if !template.settings.wrap.is_empty() {
+        writeln!(
+            out,
+            "\nThe first `dylib-dev watch` builds {} into the deps dylib once (minutes); after that an edit rebuilds in well under a second.",
+            template.settings.wrap.join(", ")
+        )?;
+    }
     Ok(Outcome::Success)
 }
 

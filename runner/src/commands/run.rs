@@ -1,7 +1,10 @@
 //! `dylib-dev run`: a dynamic build, then the program.
 use super::Outcome;
 use super::args::BuildArgs;
-use super::args::{GlobalArgs, build_and_report, warn_about_config_rustflags};
+use super::args::{
+    GlobalArgs, announce_cold_deps, build_and_report, cold_deps, report_cold_deps,
+    warn_about_config_rustflags,
+};
 use crate::dynamic::{DynamicError, dynamic_build, ensure_wrapped, select_bin};
 use crate::host::program_command;
 use crate::project::Project;
@@ -25,7 +28,6 @@ pub struct RunArgs {
 
 /// Runs the command: the build, then the program in place of this process.
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
-    let _ = global;
     let project = Project::load(&args.build.package.selector(), false)?;
     let package = project.package();
     ensure_wrapped(package)?;
@@ -34,7 +36,15 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let toolchain = Toolchain::detect()?;
     warn_about_config_rustflags();
     let build = dynamic_build(&project, &args.build.features, args.build.release).bin(&bin);
+    let cold = cold_deps(&project, args.build.release, global.quiet);
+    if let Some(cold) = &cold {
+        announce_cold_deps(cold, "`build`, `run` and `watch` reuse it");
+    }
+    let start = std::time::SystemTime::now();
     let outcome = build_and_report(build, package)?;
+    if let Some(cold) = &cold {
+        report_cold_deps(cold, start);
+    }
     let exe = outcome
         .executable(&package.id, &bin)
         .ok_or_else(|| DynamicError::NoExecutable {

@@ -2,6 +2,7 @@
 use super::Outcome;
 use super::args::BuildArgs;
 use super::args::GlobalArgs;
+use super::args::{announce_cold_deps, report_cold_deps};
 use crate::duration::ms;
 use crate::host::describe;
 use crate::signals::Stop;
@@ -62,6 +63,15 @@ pub fn run(args: &WatchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     };
     let (model, host_package) = load()?;
     let quiet = global.quiet;
+    let mut cold = if quiet {
+        Vec::new()
+    } else {
+        cold_watch_deps(&model, args.build.release)
+    };
+    for deps in &cold {
+        announce_cold_deps(deps, "an edit rebuilds in well under a second");
+    }
+    let start = std::time::SystemTime::now();
     let session = session::Session {
         model,
         build: build::BuildOptions {
@@ -73,12 +83,35 @@ pub fn run(args: &WatchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         args: args.args.clone(),
         host_package,
         reload: Box::new(load),
-        reporter: RefCell::new(Box::new(move |event| render(event, quiet))),
+        reporter: RefCell::new(Box::new(move |event| {
+            let first_start = matches!(event, WatchEvent::HostStarted { first: true, .. });
+            render(event, quiet);
+            if first_start {
+                for cold in cold.drain(..) {
+                    report_cold_deps(&cold, start);
+                }
+            }
+        })),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(session.run()).map(Outcome::Stopped)
+}
+
+/// The deps dylibs of the host and the logic crates that the first build compiles for the first
+/// time (none for a project without a deps crate).
+fn cold_watch_deps(model: &model::WatchModel, release: bool) -> Vec<crate::first_build::ColdDeps> {
+    let profile = crate::first_build::profile_dir(&model.target_dir, release);
+    let host = model.host_has_dynamic.then_some(&model.host);
+    host.into_iter()
+        .chain(&model.logic_with_dynamic)
+        .filter_map(|wrapped| {
+            let deps_crate = format!("{wrapped}-deps");
+            let dir = &model.packages.iter().find(|p| p.name == deps_crate)?.dir;
+            crate::first_build::cold_deps(&deps_crate, dir, &profile)
+        })
+        .collect()
 }
 
 /// Prints an event as the status, warning and error lines `watch` shows; `quiet` drops the status
