@@ -7,11 +7,24 @@ use crate::host::describe;
 use crate::signals::Stop;
 use crate::ui;
 use crate::watch::events::{
-    BuildExit, BuildInfo, BuiltBy, Counts, RestartCause, RestartReason, StateHandOff, WatchEvent,
+    BuildExit, BuildInfo, BuiltBy, Counts, Reporter, RestartCause, RestartReason, StateHandOff,
+    WatchEvent,
 };
 use crate::watch::{build, model, session};
-use clap::Args;
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
 use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+/// How `watch` reports what happens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum MessageFormat {
+    /// Status lines on stderr.
+    #[default]
+    Human,
+    /// One JSON object per event on stdout (see docs/watch.md, "Events for editors and scripts").
+    Json,
+}
 
 /// Arguments of `watch`.
 #[derive(Debug, Args)]
@@ -34,6 +47,10 @@ pub struct WatchArgs {
     /// it restarts the host; 100 to 3600000 (default 10000, or `hang-timeout-ms` in the config).
     #[arg(long, value_name = "MS", alias = "reload-timeout-ms")]
     pub hang_timeout_ms: Option<u64>,
+    /// `human`: status lines on stderr; `json`: one JSON object per event on stdout, and no status
+    /// lines (the host's own output still goes to stdout and stderr).
+    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
     /// Arguments for the host.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<std::ffi::OsString>,
@@ -62,6 +79,13 @@ pub fn run(args: &WatchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     };
     let (model, host_package) = load()?;
     let quiet = global.quiet;
+    let reporter: Reporter = match args.message_format {
+        MessageFormat::Human => Box::new(move |event| render(event, quiet)),
+        MessageFormat::Json => {
+            let mut json = JsonRenderer::new(Instant::now());
+            Box::new(move |event| json.emit(event))
+        }
+    };
     let session = session::Session {
         model,
         build: build::BuildOptions {
@@ -73,7 +97,7 @@ pub fn run(args: &WatchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         args: args.args.clone(),
         host_package,
         reload: Box::new(load),
-        reporter: RefCell::new(Box::new(move |event| render(event, quiet))),
+        reporter: RefCell::new(reporter),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -279,6 +303,347 @@ fn render(event: WatchEvent, quiet: bool) {
                 status("Stopped", "watcher, host and builds".to_string());
             }
         }
+    }
+}
+
+/// Writes each event as one JSON object on a line of stdout, flushed at once (the schema is in
+/// docs/watch.md, "Events for editors and scripts").
+struct JsonRenderer {
+    /// When the watch started: `time_ms` counts from here.
+    start: Instant,
+    /// A build started and its successful end has not been reported yet.
+    building: bool,
+}
+
+impl JsonRenderer {
+    fn new(start: Instant) -> JsonRenderer {
+        JsonRenderer {
+            start,
+            building: false,
+        }
+    }
+
+    /// Writes `event` (preceded by `build-finished` when it is the first to carry a successful
+    /// build's data).
+    fn emit(&mut self, event: WatchEvent) {
+        for value in self.values(event) {
+            write_line(&value);
+        }
+    }
+
+    /// The lines `event` makes, each with `time_ms`.
+    fn values(&mut self, event: WatchEvent) -> Vec<Value> {
+        let time_ms = round_ms(self.start.elapsed());
+        let mut out = Vec::new();
+        // A successful build shows in the event that uses it (host started, swapped, ...).
+        let built = match &event {
+            WatchEvent::HostStarted { build, .. } => Some(*build),
+            WatchEvent::Swapped { build, .. } | WatchEvent::ReloadsOnItsOwn { build, .. } => *build,
+            WatchEvent::Restarted {
+                reason: RestartReason::Rebuilt { build, .. },
+                ..
+            } => Some(*build),
+            _ => None,
+        };
+        match (&event, built) {
+            (WatchEvent::BuildStarted { .. }, _) => self.building = true,
+            (WatchEvent::BuildFailed { .. } | WatchEvent::ProjectLoadFailed { .. }, _) => {
+                self.building = false
+            }
+            (_, Some(build)) if self.building => {
+                self.building = false;
+                let mut finished = json!({"reason": "build-finished", "success": true});
+                merge(&mut finished, build_json(&build));
+                out.push(finished);
+            }
+            _ => {}
+        }
+        out.push(event_json(event));
+        for value in &mut out {
+            merge(value, json!({ "time_ms": time_ms }));
+        }
+        out
+    }
+}
+
+/// One line on stdout, flushed; a closed stdout is not an error worth stopping for.
+fn write_line(value: &Value) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut out, value);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+}
+
+/// Adds `extra`'s fields to `value` (both objects).
+fn merge(value: &mut Value, extra: Value) {
+    if let (Value::Object(into), Value::Object(from)) = (value, extra) {
+        into.extend(from);
+    }
+}
+
+/// Milliseconds, to the microsecond.
+fn round_ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// `{"duration_ms", "by", "link_ms", "errors", "warnings"}` of a successful build.
+fn build_json(build: &BuildInfo) -> Value {
+    let (by, link) = match build.by {
+        BuiltBy::Cargo => ("cargo", None),
+        BuiltBy::Rustc { link } => ("rustc", link.map(round_ms)),
+    };
+    json!({
+        "duration_ms": round_ms(build.duration),
+        "by": by,
+        "link_ms": link,
+        "errors": build.counts.errors,
+        "warnings": build.counts.warnings,
+    })
+}
+
+/// `{"code", "signal", "description"}` of a process's exit.
+fn status_json(status: &std::process::ExitStatus) -> Value {
+    #[cfg(unix)]
+    let signal = {
+        use std::os::unix::process::ExitStatusExt;
+        status.signal()
+    };
+    #[cfg(not(unix))]
+    let signal: Option<i32> = None;
+    json!({ "code": status.code(), "signal": signal, "description": describe(status) })
+}
+
+/// `src/lib.rs:12:5` -> `{"file", "line", "column"}`; a location of another form is the file.
+fn location_json(location: &str) -> Value {
+    let mut parts = location.rsplitn(3, ':');
+    let (col, line, file) = (parts.next(), parts.next(), parts.next());
+    let number = |p: Option<&str>| p.and_then(|p| p.parse::<u64>().ok());
+    match (file, number(line), number(col)) {
+        (Some(file), Some(line), Some(column)) => {
+            json!({ "file": file, "line": line, "column": column })
+        }
+        _ => json!({ "file": location, "line": null, "column": null }),
+    }
+}
+
+/// Kebab-case name of a restart's cause.
+fn cause_name(cause: &RestartCause) -> &'static str {
+    match cause {
+        RestartCause::Stuck { .. } => "stuck",
+        RestartCause::SwapRefused => "swap-refused",
+        RestartCause::SwapFailed => "swap-failed",
+        RestartCause::OldVersionsKept { .. } => "old-versions-kept",
+    }
+}
+
+/// `{"state", "bytes"/"call"/"why"}` of a restart's state hand-off.
+fn state_json(state: &StateHandOff) -> Value {
+    match state {
+        StateHandOff::Nothing => json!({ "state": "nothing" }),
+        StateHandOff::Saved { bytes } => json!({ "state": "saved", "bytes": bytes }),
+        StateHandOff::Stuck { call } => json!({ "state": "stuck", "call": call }),
+        StateHandOff::NotSaved { why } => json!({ "state": "not-saved", "why": why }),
+    }
+}
+
+/// The object of one event (without `time_ms`).
+fn event_json(event: WatchEvent) -> Value {
+    match event {
+        WatchEvent::BuildStarted { fast } => json!({
+            "reason": "build-started",
+            "by": if fast { "rustc" } else { "cargo" },
+        }),
+        WatchEvent::BuildFailed {
+            diagnostics,
+            output,
+            exit,
+            host_running,
+        } => {
+            let counts = Counts::of(&diagnostics);
+            let exit = match exit {
+                BuildExit::Cargo(status) => {
+                    let mut exit = status_json(&status);
+                    merge(&mut exit, json!({ "by": "cargo" }));
+                    exit
+                }
+                BuildExit::Rustc => json!({ "by": "rustc" }),
+            };
+            json!({
+                "reason": "build-finished",
+                "success": false,
+                "errors": counts.errors,
+                "warnings": counts.warnings,
+                "diagnostics": diagnostics.iter().map(|d| &d.json).collect::<Vec<_>>(),
+                "output": output,
+                "exit": exit,
+                "host_running": host_running,
+            })
+        }
+        WatchEvent::NoProducts => json!({ "reason": "no-products" }),
+        WatchEvent::UpliftFailed {
+            artifact,
+            dest,
+            error,
+        } => json!({
+            "reason": "uplift-failed",
+            "artifact": artifact,
+            "dest": dest,
+            "error": error,
+        }),
+        WatchEvent::ProjectLoadFailed {
+            error,
+            host_running,
+        } => json!({
+            "reason": "project-load-failed",
+            "error": format!("{error:#}"),
+            "host_running": host_running,
+        }),
+        WatchEvent::ProjectReloaded { host, logic } => json!({
+            "reason": "project-reloaded",
+            "host": host,
+            "logic": logic,
+        }),
+        WatchEvent::EventsLost => json!({ "reason": "events-lost" }),
+        WatchEvent::HostStarted { pid, first, build } => json!({
+            "reason": "host-started",
+            "pid": pid,
+            "first": first,
+            "build": build_json(&build),
+        }),
+        WatchEvent::HostExited { pid, status } => {
+            let mut value = json!({ "reason": "host-exited", "pid": pid });
+            match status {
+                Ok(status) => merge(&mut value, json!({ "status": status_json(&status) })),
+                Err(error) => merge(&mut value, json!({ "status": null, "error": error })),
+            }
+            value
+        }
+        WatchEvent::Restarted {
+            old_pid,
+            old_status,
+            pid,
+            reason,
+            state,
+        } => {
+            let detail = reason_text(&reason);
+            let (cause, build, rebuilt_in) = match &reason {
+                RestartReason::Swap { cause, rebuilt_in } => {
+                    (Some(cause), None, rebuilt_in.map(round_ms))
+                }
+                RestartReason::Rebuilt { cause, build } => (
+                    cause.as_ref(),
+                    Some(build_json(build)),
+                    Some(round_ms(build.duration)),
+                ),
+            };
+            let mut value = json!({
+                "reason": "restarted",
+                "old_pid": old_pid,
+                "old_status": status_json(&old_status),
+                "pid": pid,
+                "cause": cause.map_or("rebuilt", cause_name),
+                "rebuilt": build.is_some(),
+                "detail": detail,
+                "build": build,
+                "rebuilt_in_ms": rebuilt_in,
+            });
+            match cause {
+                Some(RestartCause::Stuck { call }) => merge(&mut value, json!({ "call": call })),
+                Some(RestartCause::OldVersionsKept { lib, count, bytes }) => merge(
+                    &mut value,
+                    json!({ "lib": lib, "count": count, "bytes": bytes }),
+                ),
+                _ => {}
+            }
+            merge(&mut value, json!({ "state": state_json(&state) }));
+            value
+        }
+        WatchEvent::Swapped {
+            lib,
+            version,
+            build,
+            swap,
+            since_edit,
+            lingering,
+            lingering_bytes,
+        } => json!({
+            "reason": "swapped",
+            "lib": lib,
+            "version": version,
+            "build": build.as_ref().map(build_json),
+            "swap_ms": round_ms(swap),
+            "since_edit_ms": since_edit.map(round_ms),
+            "lingering": lingering,
+            "lingering_bytes": lingering_bytes,
+        }),
+        WatchEvent::OldVersionsMapped { lib, limit_bytes } => json!({
+            "reason": "old-versions-mapped",
+            "lib": lib,
+            "limit_bytes": limit_bytes,
+        }),
+        WatchEvent::ReloadsOnItsOwn { lib, build } => json!({
+            "reason": "reloads-on-its-own",
+            "lib": lib,
+            "build": build.as_ref().map(build_json),
+        }),
+        WatchEvent::SwapRefused {
+            lib,
+            version,
+            reason,
+        } => json!({
+            "reason": "swap-refused",
+            "lib": lib,
+            "version": version,
+            "why": reason,
+        }),
+        WatchEvent::SwapFailed {
+            lib,
+            version,
+            error,
+        } => json!({
+            "reason": "swap-failed",
+            "lib": lib,
+            "version": version,
+            "error": error.to_string(),
+        }),
+        WatchEvent::SwapTaskFailed { error } => json!({
+            "reason": "swap-task-failed",
+            "error": error,
+        }),
+        WatchEvent::Panicked(panic) => json!({
+            "reason": "panicked",
+            "lib": panic.lib,
+            "function": panic.function,
+            "version": panic.version,
+            "thread": panic.thread,
+            "message": panic.message,
+            "location": panic.location.as_deref().map(location_json),
+        }),
+        WatchEvent::Stuck(stuck) => json!({
+            "reason": "stuck",
+            "lib": stuck.lib,
+            "function": stuck.function,
+            "version": stuck.version,
+            "thread": stuck.thread,
+            "elapsed_ms": round_ms(stuck.elapsed),
+        }),
+        WatchEvent::Resumed(resumed) => json!({
+            "reason": "resumed",
+            "lib": resumed.lib,
+            "function": resumed.function,
+            "version": resumed.version,
+            "thread": resumed.thread,
+            "elapsed_ms": round_ms(resumed.elapsed),
+        }),
+        WatchEvent::Stopped(signal) => json!({
+            "reason": "stopped",
+            "signal": match signal {
+                Stop::Interrupt => "interrupt",
+                Stop::Terminate => "terminate",
+                Stop::HangUp => "hang-up",
+            },
+        }),
     }
 }
 
