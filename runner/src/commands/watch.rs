@@ -356,6 +356,31 @@ impl JsonRenderer {
                 merge(&mut finished, build_json(&build));
                 out.push(finished);
             }
+            // A build that succeeded but could not be swapped in, or built nothing to run: its
+            // end is known, not all of its data.
+            (
+                WatchEvent::SwapRefused { .. }
+                | WatchEvent::SwapFailed { .. }
+                | WatchEvent::SwapTaskFailed { .. }
+                | WatchEvent::Restarted { .. }
+                | WatchEvent::NoProducts,
+                None,
+            ) if self.building => {
+                self.building = false;
+                let duration = match &event {
+                    WatchEvent::Restarted {
+                        reason: RestartReason::Swap { rebuilt_in, .. },
+                        ..
+                    } => rebuilt_in.map(round_ms),
+                    _ => None,
+                };
+                out.push(json!({
+                    "reason": "build-finished",
+                    "success": true,
+                    "duration_ms": duration,
+                    "by": null,
+                }));
+            }
             _ => {}
         }
         out.push(event_json(event));
@@ -748,6 +773,89 @@ mod tests {
                 warnings,
             },
         }
+    }
+
+    #[test]
+    fn json_reports_a_successful_build_before_the_event_that_uses_it() {
+        let mut json = JsonRenderer::new(Instant::now());
+        let started = json.values(WatchEvent::BuildStarted { fast: true });
+        assert_eq!(started.len(), 1);
+        assert_eq!(started[0]["reason"], "build-started");
+        assert_eq!(started[0]["by"], "rustc");
+        assert!(started[0]["time_ms"].is_f64());
+        let fast = BuiltBy::Rustc {
+            link: Some(Duration::from_micros(62_500)),
+        };
+        let swapped = |build| WatchEvent::Swapped {
+            lib: "logic".into(),
+            version: 1,
+            build,
+            swap: Duration::from_micros(410),
+            since_edit: None,
+            lingering: 0,
+            lingering_bytes: 0,
+        };
+        let lines = json.values(swapped(Some(build(fast, 1))));
+        let reasons: Vec<&Value> = lines.iter().map(|l| &l["reason"]).collect();
+        assert_eq!(reasons, ["build-finished", "swapped"]);
+        assert_eq!(lines[0]["success"], true);
+        assert_eq!(lines[0]["by"], "rustc");
+        assert_eq!(lines[0]["link_ms"], 62.5);
+        assert_eq!(lines[0]["warnings"], 1);
+        assert_eq!(lines[1]["build"]["duration_ms"], 412.0);
+        assert_eq!(lines[1]["swap_ms"], 0.41);
+        assert_eq!(lines[1]["since_edit_ms"], Value::Null);
+        // A second library of the same build: the build was reported once.
+        assert_eq!(json.values(swapped(Some(build(fast, 1)))).len(), 1);
+        // A failed build is its own build-finished.
+        json.values(WatchEvent::BuildStarted { fast: false });
+        let failed = json.values(WatchEvent::BuildFailed {
+            diagnostics: Vec::new(),
+            output: "error: no such package".into(),
+            exit: BuildExit::Rustc,
+            host_running: true,
+        });
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0]["reason"], "build-finished");
+        assert_eq!(failed[0]["success"], false);
+        assert_eq!(failed[0]["exit"]["by"], "rustc");
+        assert_eq!(failed[0]["diagnostics"], serde_json::json!([]));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn json_restart_and_panic_fields() {
+        let restarted = event_json(WatchEvent::Restarted {
+            old_pid: 1,
+            old_status: std::os::unix::process::ExitStatusExt::from_raw(15),
+            pid: 2,
+            reason: RestartReason::Swap {
+                cause: RestartCause::Stuck {
+                    call: "logic::step".into(),
+                },
+                rebuilt_in: Some(Duration::from_millis(80)),
+            },
+            state: StateHandOff::Saved { bytes: 12 },
+        });
+        assert_eq!(restarted["reason"], "restarted");
+        assert_eq!(restarted["cause"], "stuck");
+        assert_eq!(restarted["call"], "logic::step");
+        assert_eq!(restarted["rebuilt"], false);
+        assert_eq!(restarted["rebuilt_in_ms"], 80.0);
+        assert_eq!(restarted["old_status"]["signal"], 15);
+        assert_eq!(restarted["old_status"]["description"], "killed by SIGTERM");
+        assert_eq!(restarted["state"]["state"], "saved");
+        assert_eq!(
+            restarted["detail"],
+            "`logic::step` was stuck; rebuilt in 80 ms"
+        );
+
+        assert_eq!(
+            location_json("logic/src/lib.rs:12:5"),
+            serde_json::json!({"file": "logic/src/lib.rs", "line": 12, "column": 5})
+        );
+        assert_eq!(location_json("somewhere")["file"], "somewhere");
+        assert_eq!(location_json("somewhere")["line"], Value::Null);
     }
 
     #[test]
