@@ -79,6 +79,11 @@ pub fn run(args: &WatchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     };
     let (model, host_package) = load()?;
     let quiet = global.quiet;
+    // Diagnostics' `rendered` is plain text in JSON, as cargo's `--message-format json` gives it,
+    // unless colours were asked for (`--color always`, `CARGO_TERM_COLOR=always`).
+    if args.message_format == MessageFormat::Json && global.color == super::args::Color::Auto {
+        ui::set_color(ui::ColorChoice::Never);
+    }
     let reporter: Reporter = match args.message_format {
         MessageFormat::Human => Box::new(move |event| render(event, quiet)),
         MessageFormat::Json => {
