@@ -595,6 +595,9 @@ pub struct BuildDiagnostic {
     pub message: String,
     /// The full text rustc would print (with ANSI colours if asked for).
     pub rendered: String,
+    /// The diagnostic as rustc sent it: the `message` object of cargo's `compiler-message`,
+    /// with `rendered` (for `watch --message-format json`).
+    pub json: cargo_metadata::diagnostic::Diagnostic,
 }
 
 /// The result of a build that ran to the end (or was cancelled).
@@ -697,7 +700,7 @@ fn collect(messages: impl Iterator<Item = std::io::Result<Message>>) -> std::io:
                 if is_rustc_summary(&msg.message.message, !msg.message.spans.is_empty()) {
                     continue;
                 }
-                let Some(rendered) = msg.message.rendered else {
+                let Some(rendered) = msg.message.rendered.clone() else {
                     continue;
                 };
                 let severity = match msg.message.level {
@@ -709,8 +712,9 @@ fn collect(messages: impl Iterator<Item = std::io::Result<Message>>) -> std::io:
                     severity,
                     package_id: msg.package_id,
                     target: msg.target.name,
-                    message: msg.message.message,
+                    message: msg.message.message.clone(),
                     rendered,
+                    json: msg.message,
                 };
                 // The same lint can arrive once per target (lib and bin of one package).
                 if !out

@@ -8,11 +8,24 @@ use crate::host::describe;
 use crate::signals::Stop;
 use crate::ui;
 use crate::watch::events::{
-    BuildExit, BuildInfo, BuiltBy, Counts, RestartCause, RestartReason, StateHandOff, WatchEvent,
+    BuildExit, BuildInfo, BuiltBy, Counts, Reporter, RestartCause, RestartReason, StateHandOff,
+    WatchEvent,
 };
 use crate::watch::{build, model, session};
-use clap::Args;
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
 use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+/// How `watch` reports what happens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum MessageFormat {
+    /// Status lines on stderr.
+    #[default]
+    Human,
+    /// One JSON object per event on stdout (see docs/watch.md, "Events for editors and scripts").
+    Json,
+}
 
 /// Arguments of `watch`.
 #[derive(Debug, Args)]
@@ -35,6 +48,10 @@ pub struct WatchArgs {
     /// it restarts the host; 100 to 3600000 (default 10000, or `hang-timeout-ms` in the config).
     #[arg(long, value_name = "MS", alias = "reload-timeout-ms")]
     pub hang_timeout_ms: Option<u64>,
+    /// `human`: status lines on stderr; `json`: one JSON object per event on stdout, and no status
+    /// lines (the host's own output still goes to stdout and stderr).
+    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
     /// Arguments for the host.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<std::ffi::OsString>,
@@ -63,7 +80,14 @@ pub fn run(args: &WatchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     };
     let (model, host_package) = load()?;
     let quiet = global.quiet;
-    let mut cold = if quiet {
+    let json = args.message_format == MessageFormat::Json;
+    // Diagnostics' `rendered` is plain text in JSON, as cargo's `--message-format json` gives it,
+    // unless colours were asked for (`--color always`, `CARGO_TERM_COLOR=always`).
+    if json && global.color == super::args::Color::Auto {
+        ui::set_color(ui::ColorChoice::Never);
+    }
+    // The first-build lines are for people; JSON consumers get the build events.
+    let mut cold = if quiet || json {
         Vec::new()
     } else {
         cold_watch_deps(&model, args.build.release)
@@ -72,6 +96,21 @@ pub fn run(args: &WatchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         announce_cold_deps(deps, "an edit rebuilds in well under a second");
     }
     let start = std::time::SystemTime::now();
+    let reporter: Reporter = match args.message_format {
+        MessageFormat::Human => Box::new(move |event| {
+            let first_start = matches!(event, WatchEvent::HostStarted { first: true, .. });
+            render(event, quiet);
+            if first_start {
+                for cold in cold.drain(..) {
+                    report_cold_deps(&cold, start);
+                }
+            }
+        }),
+        MessageFormat::Json => {
+            let mut json = JsonRenderer::new(Instant::now());
+            Box::new(move |event| json.emit(event))
+        }
+    };
     let session = session::Session {
         model,
         build: build::BuildOptions {
@@ -83,15 +122,7 @@ pub fn run(args: &WatchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         args: args.args.clone(),
         host_package,
         reload: Box::new(load),
-        reporter: RefCell::new(Box::new(move |event| {
-            let first_start = matches!(event, WatchEvent::HostStarted { first: true, .. });
-            render(event, quiet);
-            if first_start {
-                for cold in cold.drain(..) {
-                    report_cold_deps(&cold, start);
-                }
-            }
-        })),
+        reporter: RefCell::new(reporter),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -315,6 +346,372 @@ fn render(event: WatchEvent, quiet: bool) {
     }
 }
 
+/// Writes each event as one JSON object on a line of stdout, flushed at once (the schema is in
+/// docs/watch.md, "Events for editors and scripts").
+struct JsonRenderer {
+    /// When the watch started: `time_ms` counts from here.
+    start: Instant,
+    /// A build started and its successful end has not been reported yet.
+    building: bool,
+}
+
+impl JsonRenderer {
+    fn new(start: Instant) -> JsonRenderer {
+        JsonRenderer {
+            start,
+            building: false,
+        }
+    }
+
+    /// Writes `event` (preceded by `build-finished` when it is the first to carry a successful
+    /// build's data).
+    fn emit(&mut self, event: WatchEvent) {
+        for value in self.values(event) {
+            write_line(&value);
+        }
+    }
+
+    /// The lines `event` makes, each with `time_ms`.
+    fn values(&mut self, event: WatchEvent) -> Vec<Value> {
+        let time_ms = round_ms(self.start.elapsed());
+        let mut out = Vec::new();
+        // A successful build shows in the event that uses it (host started, swapped, ...).
+        let built = match &event {
+            WatchEvent::HostStarted { build, .. } => Some(*build),
+            WatchEvent::Swapped { build, .. } | WatchEvent::ReloadsOnItsOwn { build, .. } => *build,
+            WatchEvent::Restarted {
+                reason: RestartReason::Rebuilt { build, .. },
+                ..
+            } => Some(*build),
+            _ => None,
+        };
+        match (&event, built) {
+            (WatchEvent::BuildStarted { .. }, _) => self.building = true,
+            (WatchEvent::BuildFailed { .. } | WatchEvent::ProjectLoadFailed { .. }, _) => {
+                self.building = false
+            }
+            (_, Some(build)) if self.building => {
+                self.building = false;
+                let mut finished = json!({"reason": "build-finished", "success": true});
+                merge(&mut finished, build_json(&build));
+                out.push(finished);
+            }
+            // A build that succeeded but could not be swapped in, or built nothing to run: its
+            // end is known, not all of its data.
+            (
+                WatchEvent::SwapRefused { .. }
+                | WatchEvent::SwapFailed { .. }
+                | WatchEvent::SwapTaskFailed { .. }
+                | WatchEvent::Restarted { .. }
+                | WatchEvent::NoProducts,
+                None,
+            ) if self.building => {
+                self.building = false;
+                let duration = match &event {
+                    WatchEvent::Restarted {
+                        reason: RestartReason::Swap { rebuilt_in, .. },
+                        ..
+                    } => rebuilt_in.map(round_ms),
+                    _ => None,
+                };
+                out.push(json!({
+                    "reason": "build-finished",
+                    "success": true,
+                    "duration_ms": duration,
+                    "by": null,
+                }));
+            }
+            _ => {}
+        }
+        out.push(event_json(event));
+        for value in &mut out {
+            merge(value, json!({ "time_ms": time_ms }));
+        }
+        out
+    }
+}
+
+/// One line on stdout, flushed; a closed stdout is not an error worth stopping for.
+fn write_line(value: &Value) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut out, value);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+}
+
+/// Adds `extra`'s fields to `value` (both objects).
+fn merge(value: &mut Value, extra: Value) {
+    if let (Value::Object(into), Value::Object(from)) = (value, extra) {
+        into.extend(from);
+    }
+}
+
+/// Milliseconds, to the microsecond.
+fn round_ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// `{"duration_ms", "by", "link_ms", "errors", "warnings"}` of a successful build.
+fn build_json(build: &BuildInfo) -> Value {
+    let (by, link) = match build.by {
+        BuiltBy::Cargo => ("cargo", None),
+        BuiltBy::Rustc { link } => ("rustc", link.map(round_ms)),
+    };
+    json!({
+        "duration_ms": round_ms(build.duration),
+        "by": by,
+        "link_ms": link,
+        "errors": build.counts.errors,
+        "warnings": build.counts.warnings,
+    })
+}
+
+/// `{"code", "signal", "description"}` of a process's exit.
+fn status_json(status: &std::process::ExitStatus) -> Value {
+    #[cfg(unix)]
+    let signal = {
+        use std::os::unix::process::ExitStatusExt;
+        status.signal()
+    };
+    #[cfg(not(unix))]
+    let signal: Option<i32> = None;
+    json!({ "code": status.code(), "signal": signal, "description": describe(status) })
+}
+
+/// `src/lib.rs:12:5` -> `{"file", "line", "column"}`; a location of another form is the file.
+fn location_json(location: &str) -> Value {
+    let mut parts = location.rsplitn(3, ':');
+    let (col, line, file) = (parts.next(), parts.next(), parts.next());
+    let number = |p: Option<&str>| p.and_then(|p| p.parse::<u64>().ok());
+    match (file, number(line), number(col)) {
+        (Some(file), Some(line), Some(column)) => {
+            json!({ "file": file, "line": line, "column": column })
+        }
+        _ => json!({ "file": location, "line": null, "column": null }),
+    }
+}
+
+/// Kebab-case name of a restart's cause.
+fn cause_name(cause: &RestartCause) -> &'static str {
+    match cause {
+        RestartCause::Stuck { .. } => "stuck",
+        RestartCause::SwapRefused => "swap-refused",
+        RestartCause::SwapFailed => "swap-failed",
+        RestartCause::OldVersionsKept { .. } => "old-versions-kept",
+    }
+}
+
+/// `{"state", "bytes"/"call"/"why"}` of a restart's state hand-off.
+fn state_json(state: &StateHandOff) -> Value {
+    match state {
+        StateHandOff::Nothing => json!({ "state": "nothing" }),
+        StateHandOff::Saved { bytes } => json!({ "state": "saved", "bytes": bytes }),
+        StateHandOff::Stuck { call } => json!({ "state": "stuck", "call": call }),
+        StateHandOff::NotSaved { why } => json!({ "state": "not-saved", "why": why }),
+    }
+}
+
+/// The object of one event (without `time_ms`).
+fn event_json(event: WatchEvent) -> Value {
+    match event {
+        WatchEvent::BuildStarted { fast } => json!({
+            "reason": "build-started",
+            "by": if fast { "rustc" } else { "cargo" },
+        }),
+        WatchEvent::BuildFailed {
+            diagnostics,
+            output,
+            exit,
+            host_running,
+        } => {
+            let counts = Counts::of(&diagnostics);
+            let exit = match exit {
+                BuildExit::Cargo(status) => {
+                    let mut exit = status_json(&status);
+                    merge(&mut exit, json!({ "by": "cargo" }));
+                    exit
+                }
+                BuildExit::Rustc => json!({ "by": "rustc" }),
+            };
+            json!({
+                "reason": "build-finished",
+                "success": false,
+                "errors": counts.errors,
+                "warnings": counts.warnings,
+                "diagnostics": diagnostics.iter().map(|d| &d.json).collect::<Vec<_>>(),
+                "output": output,
+                "exit": exit,
+                "host_running": host_running,
+            })
+        }
+        WatchEvent::NoProducts => json!({ "reason": "no-products" }),
+        WatchEvent::UpliftFailed {
+            artifact,
+            dest,
+            error,
+        } => json!({
+            "reason": "uplift-failed",
+            "artifact": artifact,
+            "dest": dest,
+            "error": error,
+        }),
+        WatchEvent::ProjectLoadFailed {
+            error,
+            host_running,
+        } => json!({
+            "reason": "project-load-failed",
+            "error": format!("{error:#}"),
+            "host_running": host_running,
+        }),
+        WatchEvent::ProjectReloaded { host, logic } => json!({
+            "reason": "project-reloaded",
+            "host": host,
+            "logic": logic,
+        }),
+        WatchEvent::EventsLost => json!({ "reason": "events-lost" }),
+        WatchEvent::HostStarted { pid, first, build } => json!({
+            "reason": "host-started",
+            "pid": pid,
+            "first": first,
+            "build": build_json(&build),
+        }),
+        WatchEvent::HostExited { pid, status } => {
+            let mut value = json!({ "reason": "host-exited", "pid": pid });
+            match status {
+                Ok(status) => merge(&mut value, json!({ "status": status_json(&status) })),
+                Err(error) => merge(&mut value, json!({ "status": null, "error": error })),
+            }
+            value
+        }
+        WatchEvent::Restarted {
+            old_pid,
+            old_status,
+            pid,
+            reason,
+            state,
+        } => {
+            let detail = reason_text(&reason);
+            let (cause, build, rebuilt_in) = match &reason {
+                RestartReason::Swap { cause, rebuilt_in } => {
+                    (Some(cause), None, rebuilt_in.map(round_ms))
+                }
+                RestartReason::Rebuilt { cause, build } => (
+                    cause.as_ref(),
+                    Some(build_json(build)),
+                    Some(round_ms(build.duration)),
+                ),
+            };
+            let mut value = json!({
+                "reason": "restarted",
+                "old_pid": old_pid,
+                "old_status": status_json(&old_status),
+                "pid": pid,
+                "cause": cause.map_or("rebuilt", cause_name),
+                "rebuilt": build.is_some(),
+                "detail": detail,
+                "build": build,
+                "rebuilt_in_ms": rebuilt_in,
+            });
+            match cause {
+                Some(RestartCause::Stuck { call }) => merge(&mut value, json!({ "call": call })),
+                Some(RestartCause::OldVersionsKept { lib, count, bytes }) => merge(
+                    &mut value,
+                    json!({ "lib": lib, "count": count, "bytes": bytes }),
+                ),
+                _ => {}
+            }
+            merge(&mut value, json!({ "state": state_json(&state) }));
+            value
+        }
+        WatchEvent::Swapped {
+            lib,
+            version,
+            build,
+            swap,
+            since_edit,
+            lingering,
+            lingering_bytes,
+        } => json!({
+            "reason": "swapped",
+            "lib": lib,
+            "version": version,
+            "build": build.as_ref().map(build_json),
+            "swap_ms": round_ms(swap),
+            "since_edit_ms": since_edit.map(round_ms),
+            "lingering": lingering,
+            "lingering_bytes": lingering_bytes,
+        }),
+        WatchEvent::OldVersionsMapped { lib, limit_bytes } => json!({
+            "reason": "old-versions-mapped",
+            "lib": lib,
+            "limit_bytes": limit_bytes,
+        }),
+        WatchEvent::ReloadsOnItsOwn { lib, build } => json!({
+            "reason": "reloads-on-its-own",
+            "lib": lib,
+            "build": build.as_ref().map(build_json),
+        }),
+        WatchEvent::SwapRefused {
+            lib,
+            version,
+            reason,
+        } => json!({
+            "reason": "swap-refused",
+            "lib": lib,
+            "version": version,
+            "why": reason,
+        }),
+        WatchEvent::SwapFailed {
+            lib,
+            version,
+            error,
+        } => json!({
+            "reason": "swap-failed",
+            "lib": lib,
+            "version": version,
+            "error": error.to_string(),
+        }),
+        WatchEvent::SwapTaskFailed { error } => json!({
+            "reason": "swap-task-failed",
+            "error": error,
+        }),
+        WatchEvent::Panicked(panic) => json!({
+            "reason": "panicked",
+            "lib": panic.lib,
+            "function": panic.function,
+            "version": panic.version,
+            "thread": panic.thread,
+            "message": panic.message,
+            "location": panic.location.as_deref().map(location_json),
+        }),
+        WatchEvent::Stuck(stuck) => json!({
+            "reason": "stuck",
+            "lib": stuck.lib,
+            "function": stuck.function,
+            "version": stuck.version,
+            "thread": stuck.thread,
+            "elapsed_ms": round_ms(stuck.elapsed),
+        }),
+        WatchEvent::Resumed(resumed) => json!({
+            "reason": "resumed",
+            "lib": resumed.lib,
+            "function": resumed.function,
+            "version": resumed.version,
+            "thread": resumed.thread,
+            "elapsed_ms": round_ms(resumed.elapsed),
+        }),
+        WatchEvent::Stopped(signal) => json!({
+            "reason": "stopped",
+            "signal": match signal {
+                Stop::Interrupt => "interrupt",
+                Stop::Terminate => "terminate",
+                Stop::HangUp => "hang-up",
+            },
+        }),
+    }
+}
+
 /// What the host does while the build is broken.
 fn keeps(host_running: bool) -> &'static str {
     if host_running {
@@ -416,6 +813,89 @@ mod tests {
                 warnings,
             },
         }
+    }
+
+    #[test]
+    fn json_reports_a_successful_build_before_the_event_that_uses_it() {
+        let mut json = JsonRenderer::new(Instant::now());
+        let started = json.values(WatchEvent::BuildStarted { fast: true });
+        assert_eq!(started.len(), 1);
+        assert_eq!(started[0]["reason"], "build-started");
+        assert_eq!(started[0]["by"], "rustc");
+        assert!(started[0]["time_ms"].is_f64());
+        let fast = BuiltBy::Rustc {
+            link: Some(Duration::from_micros(62_500)),
+        };
+        let swapped = |build| WatchEvent::Swapped {
+            lib: "logic".into(),
+            version: 1,
+            build,
+            swap: Duration::from_micros(410),
+            since_edit: None,
+            lingering: 0,
+            lingering_bytes: 0,
+        };
+        let lines = json.values(swapped(Some(build(fast, 1))));
+        let reasons: Vec<&Value> = lines.iter().map(|l| &l["reason"]).collect();
+        assert_eq!(reasons, ["build-finished", "swapped"]);
+        assert_eq!(lines[0]["success"], true);
+        assert_eq!(lines[0]["by"], "rustc");
+        assert_eq!(lines[0]["link_ms"], 62.5);
+        assert_eq!(lines[0]["warnings"], 1);
+        assert_eq!(lines[1]["build"]["duration_ms"], 412.0);
+        assert_eq!(lines[1]["swap_ms"], 0.41);
+        assert_eq!(lines[1]["since_edit_ms"], Value::Null);
+        // A second library of the same build: the build was reported once.
+        assert_eq!(json.values(swapped(Some(build(fast, 1)))).len(), 1);
+        // A failed build is its own build-finished.
+        json.values(WatchEvent::BuildStarted { fast: false });
+        let failed = json.values(WatchEvent::BuildFailed {
+            diagnostics: Vec::new(),
+            output: "error: no such package".into(),
+            exit: BuildExit::Rustc,
+            host_running: true,
+        });
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0]["reason"], "build-finished");
+        assert_eq!(failed[0]["success"], false);
+        assert_eq!(failed[0]["exit"]["by"], "rustc");
+        assert_eq!(failed[0]["diagnostics"], serde_json::json!([]));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn json_restart_and_panic_fields() {
+        let restarted = event_json(WatchEvent::Restarted {
+            old_pid: 1,
+            old_status: std::os::unix::process::ExitStatusExt::from_raw(15),
+            pid: 2,
+            reason: RestartReason::Swap {
+                cause: RestartCause::Stuck {
+                    call: "logic::step".into(),
+                },
+                rebuilt_in: Some(Duration::from_millis(80)),
+            },
+            state: StateHandOff::Saved { bytes: 12 },
+        });
+        assert_eq!(restarted["reason"], "restarted");
+        assert_eq!(restarted["cause"], "stuck");
+        assert_eq!(restarted["call"], "logic::step");
+        assert_eq!(restarted["rebuilt"], false);
+        assert_eq!(restarted["rebuilt_in_ms"], 80.0);
+        assert_eq!(restarted["old_status"]["signal"], 15);
+        assert_eq!(restarted["old_status"]["description"], "killed by SIGTERM");
+        assert_eq!(restarted["state"]["state"], "saved");
+        assert_eq!(
+            restarted["detail"],
+            "`logic::step` was stuck; rebuilt in 80 ms"
+        );
+
+        assert_eq!(
+            location_json("logic/src/lib.rs:12:5"),
+            serde_json::json!({"file": "logic/src/lib.rs", "line": 12, "column": 5})
+        );
+        assert_eq!(location_json("somewhere")["file"], "somewhere");
+        assert_eq!(location_json("somewhere")["line"], Value::Null);
     }
 
     #[test]

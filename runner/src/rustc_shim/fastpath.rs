@@ -364,7 +364,8 @@ fn read_messages(reader: impl BufRead, crate_name: &str) -> std::io::Result<Mess
                     },
                     target: crate_name.to_string(),
                     message: d.message.clone(),
-                    rendered: d.rendered.unwrap_or(d.message),
+                    rendered: d.rendered.clone().unwrap_or_else(|| d.message.clone()),
+                    json: d,
                 });
             }
             _ => {}
