@@ -62,6 +62,14 @@ pub fn run(args: &WatchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     };
     let (model, host_package) = load()?;
     let quiet = global.quiet;
+    if model.restart_mode() {
+        let heavy = if model.host_has_dynamic {
+            Vec::new()
+        } else {
+            crate::heavy::picks(&model.workspace_root.join("Cargo.toml"), &model.host)
+        };
+        render(WatchEvent::RestartMode { heavy }, quiet);
+    }
     let session = session::Session {
         model,
         build: build::BuildOptions {
@@ -91,6 +99,11 @@ fn render(event: WatchEvent, quiet: bool) {
     };
     match event {
         WatchEvent::BuildStarted { .. } => {}
+        WatchEvent::RestartMode { heavy } => {
+            for line in restart_mode_lines(&heavy) {
+                ui::note(line);
+            }
+        }
         WatchEvent::BuildFailed {
             diagnostics,
             output,
@@ -283,6 +296,29 @@ fn render(event: WatchEvent, quiet: bool) {
 }
 
 /// What the host does while the build is broken.
+/// What `watch` says once in restart mode: it restarts on every change, what wrapping the heavy
+/// dependencies would save (none named: nothing said), and how to swap code instead.
+fn restart_mode_lines(heavy: &[(String, u64)]) -> Vec<String> {
+    let mut first =
+        "no logic crate: watch rebuilds and restarts the host on every change".to_string();
+    if !heavy.is_empty() {
+        let named: Vec<String> = heavy
+            .iter()
+            .map(|(key, bytes)| format!("{key} ({} of source)", crate::heavy::human(*bytes)))
+            .collect();
+        first.push_str(&format!(
+            "; `dylib-dev wrap --auto` would build {} once as a shared library, so each rebuild links less",
+            named.join(", ")
+        ));
+    }
+    let mut lines = vec![first];
+    lines.push(
+        "to swap functions into the running process instead, add a logic crate: `dylib-dev init`"
+            .to_string(),
+    );
+    lines
+}
+
 fn keeps(host_running: bool) -> &'static str {
     if host_running {
         "the host keeps running the last good build"
@@ -383,6 +419,22 @@ mod tests {
                 warnings,
             },
         }
+    }
+
+    #[test]
+    fn restart_mode_names_heavy_dependencies_and_the_commands() {
+        let tiny = restart_mode_lines(&[]);
+        assert_eq!(tiny.len(), 2, "{tiny:?}");
+        assert!(tiny[0].contains("restarts the host on every change"));
+        assert!(tiny.iter().all(|l| !l.contains("wrap")), "{tiny:?}");
+        assert!(tiny[1].contains("`dylib-dev init`"));
+        let heavy = restart_mode_lines(&[
+            ("polars".into(), 40 * 1024 * 1024),
+            ("serde_json".into(), 2 * 1024 * 1024),
+        ]);
+        assert_eq!(heavy.len(), 2, "{heavy:?}");
+        assert!(heavy[0].contains("restarts the host on every change; `dylib-dev wrap --auto` would build polars (40.0 MiB of source), serde_json (2.0 MiB of source)"), "{heavy:?}");
+        assert_eq!(heavy[1], tiny[1]);
     }
 
     #[test]
