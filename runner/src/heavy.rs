@@ -45,7 +45,7 @@ pub fn picks(manifest: &Path, package: &str) -> Vec<(String, u64)> {
         .filter(|c| c.wrap)
         .map(|c| (c.key, c.bytes))
         .collect();
-    picks.sort_by(|a, b| b.1.cmp(&a.1));
+    picks.sort_by_key(|p| std::cmp::Reverse(p.1));
     picks
 }
 
