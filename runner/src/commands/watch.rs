@@ -157,7 +157,11 @@ fn render(event: WatchEvent, quiet: bool) {
         }
         WatchEvent::ProjectReloaded { host, logic } => status(
             "Reloaded",
-            format!("project: host {host}, logic {}", logic.join(", ")),
+            if logic.is_empty() {
+                format!("project: host {host}, no logic crate (restarts on every change)")
+            } else {
+                format!("project: host {host}, logic {}", logic.join(", "))
+            },
         ),
         WatchEvent::EventsLost => ui::warn(
             "file events were lost (the kernel's event queue overflowed, or the watcher failed); rebuilding everything",
