@@ -183,6 +183,17 @@ impl Bench {
         &self.edit.file
     }
 
+    /// The hot loop's error when the project has no logic crate to swap (`watch` restarts it).
+    pub fn check_loop(&self, kind: BenchLoop) -> anyhow::Result<()> {
+        if kind == BenchLoop::Hot && self.model.restart_mode() {
+            anyhow::bail!(
+                "the hot loop swaps a logic crate, and `{}` has none (watch restarts it on every change)\n  help: `dylib-dev init` adds one; `--loops static,dynamic` times restarts",
+                self.model.host
+            );
+        }
+        Ok(())
+    }
+
     /// The watcher's debounce, reported as part of the hot loop's time.
     pub fn debounce(&self) -> Duration {
         self.model.debounce

@@ -322,7 +322,14 @@ fn watch_layout(selector: &Selector) -> Result<(String, String), String> {
     let model = crate::watch::model::WatchModel::from_metadata(&metadata, None)
         .map_err(|e| error_chain(&e))?;
     let logic: Vec<&str> = model.logic.iter().map(|(name, _)| name.as_str()).collect();
-    let layout = format!("host `{}`, logic `{}`", model.host, logic.join("`, `"));
+    let layout = if logic.is_empty() {
+        format!(
+            "host `{}`, no logic crate: watch restarts it on every change (`dylib-dev init` adds one)",
+            model.host
+        )
+    } else {
+        format!("host `{}`, logic `{}`", model.host, logic.join("`, `"))
+    };
     Ok((model.host, layout))
 }
 

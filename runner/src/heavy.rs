@@ -27,6 +27,28 @@ pub struct Choice {
     pub reason: String,
 }
 
+/// What `wrap --auto` would wrap in `package` of the workspace at `manifest`: (key, Rust source
+/// bytes), heaviest first. Nothing when the project does not load (a hint, never an error).
+pub fn picks(manifest: &Path, package: &str) -> Vec<(String, u64)> {
+    let selector = crate::project::Selector::package_at(manifest, package);
+    let Ok(project) = Project::load(&selector, true) else {
+        return Vec::new();
+    };
+    let Ok(text) = std::fs::read_to_string(&project.package().manifest_path) else {
+        return Vec::new();
+    };
+    let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else {
+        return Vec::new();
+    };
+    let mut picks: Vec<(String, u64)> = assess(&project, &doc, DEFAULT_MIN_SOURCE_KIB * 1024)
+        .into_iter()
+        .filter(|c| c.wrap)
+        .map(|c| (c.key, c.bytes))
+        .collect();
+    picks.sort_by_key(|p| std::cmp::Reverse(p.1));
+    picks
+}
+
 /// Measures every direct normal dependency of the selected package.
 ///
 /// Only what the host platform links counts: the graph comes from `cargo metadata

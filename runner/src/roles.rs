@@ -3,7 +3,8 @@
 //! `[workspace.metadata.dylib-dev]` / `[package.metadata.dylib-dev]`.
 //!
 //! Unconfigured, the logic crates are the members whose library is a `cdylib` or `dylib` (other
-//! than a generated `<name>-deps` crate) and the host is the one member with a binary.
+//! than a generated `<name>-deps` crate) and the host is the one member with a binary. A project
+//! with no such library has no logic crate: `watch` runs it in restart mode.
 use cargo_metadata::{Package, TargetKind};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -71,7 +72,8 @@ pub struct Roles {
     pub host_bin: String,
     /// Whether the host has the `dynamic` feature (a wrapped project).
     pub host_has_dynamic: bool,
-    /// Logic packages (name, library target name).
+    /// Logic packages (name, library target name); empty in restart mode (no reloadable library:
+    /// every change rebuilds and restarts the host).
     pub logic: Vec<(String, String)>,
     /// Logic packages that have the `dynamic` feature of a wrapped package.
     pub logic_with_dynamic: Vec<String>,
@@ -131,13 +133,8 @@ impl Roles {
                 .filter(|p| p.name.as_str() != deps_name && p.name != host.name && is_reloadable(p))
                 .collect(),
         };
-        if logic_pkgs.is_empty() {
-            return Err(RolesError::Ambiguous {
-                what: "the logic crate",
-                root,
-                why: "no member has a `cdylib` or `dylib` library to reload".into(),
-            });
-        }
+        // No reloadable library (or `logic = []`): restart mode, every change rebuilds and
+        // restarts the host.
         let mut logic = Vec::new();
         for pkg in &logic_pkgs {
             let lib = pkg

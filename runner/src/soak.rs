@@ -80,6 +80,12 @@ pub fn run(
     progress: &mut dyn FnMut(SoakProgress),
 ) -> anyhow::Result<SoakResult> {
     let model = WatchModel::from_metadata(metadata, args.host.as_deref())?;
+    if model.restart_mode() {
+        bail!(
+            "--soak swaps a logic crate, and `{}` has none\n  help: `dylib-dev init` adds one",
+            model.host
+        );
+    }
     let host_package = model.host_package(metadata).clone();
     let toolchain = crate::toolchain::Toolchain::detect()?;
     progress(SoakProgress::Started {

@@ -120,6 +120,9 @@ pub fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     }
 
     let bench = Bench::new(&metadata, options, edit)?;
+    for kind in args.loops.iter().map(|&k| BenchLoop::from(k)) {
+        bench.check_loop(kind)?;
+    }
     let mut results = Vec::new();
     for kind in args.loops.iter().map(|&k| BenchLoop::from(k)) {
         eprintln!(

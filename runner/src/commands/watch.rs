@@ -96,7 +96,7 @@ pub fn run(args: &WatchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         announce_cold_deps(deps, "an edit rebuilds in well under a second");
     }
     let start = std::time::SystemTime::now();
-    let reporter: Reporter = match args.message_format {
+    let mut reporter: Reporter = match args.message_format {
         MessageFormat::Human => Box::new(move |event| {
             let first_start = matches!(event, WatchEvent::HostStarted { first: true, .. });
             render(event, quiet);
@@ -111,6 +111,15 @@ pub fn run(args: &WatchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             Box::new(move |event| json.emit(event))
         }
     };
+    if model.restart_mode() {
+        // What `wrap --auto` would put in the deps dylib, for the hint; nothing once wrapped.
+        let heavy = if model.host_has_dynamic {
+            Vec::new()
+        } else {
+            crate::heavy::picks(&model.workspace_root.join("Cargo.toml"), &model.host)
+        };
+        reporter(WatchEvent::RestartMode { heavy });
+    }
     let session = session::Session {
         model,
         build: build::BuildOptions {
@@ -155,6 +164,11 @@ fn render(event: WatchEvent, quiet: bool) {
     };
     match event {
         WatchEvent::BuildStarted { .. } => {}
+        WatchEvent::RestartMode { heavy } => {
+            for line in restart_mode_lines(&heavy) {
+                ui::note(line);
+            }
+        }
         WatchEvent::BuildFailed {
             diagnostics,
             output,
@@ -208,7 +222,11 @@ fn render(event: WatchEvent, quiet: bool) {
         }
         WatchEvent::ProjectReloaded { host, logic } => status(
             "Reloaded",
-            format!("project: host {host}, logic {}", logic.join(", ")),
+            if logic.is_empty() {
+                format!("project: host {host}, no logic crate (restarts on every change)")
+            } else {
+                format!("project: host {host}, logic {}", logic.join(", "))
+            },
         ),
         WatchEvent::EventsLost => ui::warn(
             "file events were lost (the kernel's event queue overflowed, or the watcher failed); rebuilding everything",
@@ -515,6 +533,13 @@ fn state_json(state: &StateHandOff) -> Value {
 /// The object of one event (without `time_ms`).
 fn event_json(event: WatchEvent) -> Value {
     match event {
+        WatchEvent::RestartMode { heavy } => json!({
+            "reason": "restart-mode",
+            "heavy": heavy
+                .iter()
+                .map(|(name, bytes)| json!({ "name": name, "source_bytes": bytes }))
+                .collect::<Vec<_>>(),
+        }),
         WatchEvent::BuildStarted { fast } => json!({
             "reason": "build-started",
             "by": if fast { "rustc" } else { "cargo" },
@@ -713,6 +738,29 @@ fn event_json(event: WatchEvent) -> Value {
 }
 
 /// What the host does while the build is broken.
+/// What `watch` says once in restart mode: it restarts on every change, what wrapping the heavy
+/// dependencies would save (none named: nothing said), and how to swap code instead.
+fn restart_mode_lines(heavy: &[(String, u64)]) -> Vec<String> {
+    let mut first =
+        "no logic crate: watch rebuilds and restarts the host on every change".to_string();
+    if !heavy.is_empty() {
+        let named: Vec<String> = heavy
+            .iter()
+            .map(|(key, bytes)| format!("{key} ({} of source)", crate::heavy::human(*bytes)))
+            .collect();
+        first.push_str(&format!(
+            "; `dylib-dev wrap --auto` would build {} once as a shared library, so each rebuild links less",
+            named.join(", ")
+        ));
+    }
+    let mut lines = vec![first];
+    lines.push(
+        "to swap functions into the running process instead, add a logic crate: `dylib-dev init`"
+            .to_string(),
+    );
+    lines
+}
+
 fn keeps(host_running: bool) -> &'static str {
     if host_running {
         "the host keeps running the last good build"
@@ -896,6 +944,22 @@ mod tests {
         );
         assert_eq!(location_json("somewhere")["file"], "somewhere");
         assert_eq!(location_json("somewhere")["line"], Value::Null);
+    }
+
+    #[test]
+    fn restart_mode_names_heavy_dependencies_and_the_commands() {
+        let tiny = restart_mode_lines(&[]);
+        assert_eq!(tiny.len(), 2, "{tiny:?}");
+        assert!(tiny[0].contains("restarts the host on every change"));
+        assert!(tiny.iter().all(|l| !l.contains("wrap")), "{tiny:?}");
+        assert!(tiny[1].contains("`dylib-dev init`"));
+        let heavy = restart_mode_lines(&[
+            ("polars".into(), 40 * 1024 * 1024),
+            ("serde_json".into(), 2 * 1024 * 1024),
+        ]);
+        assert_eq!(heavy.len(), 2, "{heavy:?}");
+        assert!(heavy[0].contains("restarts the host on every change; `dylib-dev wrap --auto` would build polars (40.0 MiB of source), serde_json (2.0 MiB of source)"), "{heavy:?}");
+        assert_eq!(heavy[1], tiny[1]);
     }
 
     #[test]

@@ -143,6 +143,13 @@ pub enum StateHandOff {
 /// One thing that happened in a watch session.
 #[derive(Debug)]
 pub enum WatchEvent {
+    /// The project has no logic crate: every change rebuilds and restarts the host. `heavy` is
+    /// what `wrap --auto` would move into a deps dylib (key, Rust source bytes), empty when the
+    /// project is wrapped or has nothing heavy.
+    RestartMode {
+        /// Dependencies worth wrapping.
+        heavy: Vec<(String, u64)>,
+    },
     /// A build started: rustc directly (`fast`) or cargo.
     BuildStarted {
         /// The fast path.

@@ -257,6 +257,11 @@ impl WatchModel {
             .expect("the model's host is a workspace member")
     }
 
+    /// Restart mode: no logic crate, so every change rebuilds and restarts the host.
+    pub fn restart_mode(&self) -> bool {
+        self.logic.is_empty()
+    }
+
     /// The package whose directory holds `path` (the innermost one for nested packages).
     pub fn package_of(&self, path: &Path) -> Option<&LocalPackage> {
         self.packages
