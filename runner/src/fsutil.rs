@@ -8,6 +8,29 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// A file or directory that could not be read, written or removed: `failed to {action} `{path}``.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {action} `{}`", path.display())]
+pub struct FileError {
+    /// What was being done: `read`, `write`, `remove`, `create`, ...
+    pub action: &'static str,
+    /// The file or directory.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A [`FileError`] for `action` on `path`, for a `map_err`.
+pub fn file_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileError {
+    let path = path.to_path_buf();
+    move |source| FileError {
+        action,
+        path,
+        source,
+    }
+}
+
 /// The environment variable of the crash hook.
 pub const CRASH_VAR: &str = "DYLIB_DEV_TEST_CRASH_AFTER";
 

@@ -168,7 +168,7 @@ fn init_resolved(
             .collect(),
     };
     std::fs::create_dir_all(&places.logic_dir)
-        .map_err(InitFailed::io("create", &places.logic_dir))?;
+        .map_err(crate::fsutil::file_error("create", &places.logic_dir))?;
     record.save(&places.record)?;
     let selector = Selector::package_at(places.host_manifest.clone(), places.package.clone());
     let applied = plan::apply(places, &mut record, &generated, &touched).and_then(|()| {

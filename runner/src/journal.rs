@@ -58,13 +58,8 @@ pub struct TouchedFile {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     /// I/O failure.
-    #[error("failed to {action} `{path}`")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::FileError),
     /// Not a record we understand.
     #[error(
         "`{path}` is not a dylib-dev unwrap record ({reason}); restore it from version control or delete the generated crate by hand"
@@ -107,11 +102,11 @@ impl Record {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
-                return Err(RecordError::Io {
+                return Err(RecordError::Io(crate::fsutil::FileError {
                     action: "read",
                     path,
                     source,
-                });
+                }));
             }
         };
         let record: Record = serde_json::from_str(&text).map_err(|e| RecordError::Corrupt {
@@ -135,10 +130,12 @@ impl Record {
         let path = deps_dir.join(RECORD_FILE);
         let mut text = serde_json::to_string_pretty(self).expect("a record always serializes");
         text.push('\n');
-        crate::fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| RecordError::Io {
-            action: "write",
-            path,
-            source,
+        crate::fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| {
+            RecordError::Io(crate::fsutil::FileError {
+                action: "write",
+                path,
+                source,
+            })
         })
     }
 
@@ -207,11 +204,11 @@ impl InitRecord {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
-                return Err(RecordError::Io {
+                return Err(RecordError::Io(crate::fsutil::FileError {
                     action: "read",
                     path: path.to_path_buf(),
                     source,
-                });
+                }));
             }
         };
         let record: InitRecord =
@@ -232,10 +229,12 @@ impl InitRecord {
     pub fn save(&self, path: &Path) -> Result<(), RecordError> {
         let mut text = serde_json::to_string_pretty(self).expect("a record always serializes");
         text.push('\n');
-        crate::fsutil::write_atomic(path, text.as_bytes()).map_err(|source| RecordError::Io {
-            action: "write",
-            path: path.to_path_buf(),
-            source,
+        crate::fsutil::write_atomic(path, text.as_bytes()).map_err(|source| {
+            RecordError::Io(crate::fsutil::FileError {
+                action: "write",
+                path: path.to_path_buf(),
+                source,
+            })
         })
     }
 }
@@ -277,11 +276,11 @@ pub fn restore(
             return Ok(Restored::Unchanged);
         }
         Err(source) => {
-            return Err(RecordError::Io {
+            return Err(RecordError::Io(crate::fsutil::FileError {
                 action: "read",
                 path: path.to_path_buf(),
                 source,
-            });
+            }));
         }
     };
     if current == touched.original {
@@ -289,11 +288,11 @@ pub fn restore(
     }
     let write = |text: &str| {
         crate::fsutil::write_atomic_step(path, text.as_bytes(), how.step).map_err(|source| {
-            RecordError::Io {
+            RecordError::Io(crate::fsutil::FileError {
                 action: "write",
                 path: path.to_path_buf(),
                 source,
-            }
+            })
         })
     };
     if current == touched.ours {

@@ -6,12 +6,8 @@ use toml_edit::{DocumentMut, Item, Table};
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// The file could not be read.
-    #[error("failed to read `{path}`")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::FileError),
     /// The file is not valid TOML; `message` carries toml_edit's line and column.
     #[error("`{path}` is not valid TOML; fix it and run again:\n{message}")]
     Parse { path: PathBuf, message: String },
@@ -31,10 +27,8 @@ pub struct Manifest {
 impl Manifest {
     /// Reads and parses `path`.
     pub fn read(path: &Path) -> Result<Manifest, ManifestError> {
-        let original = std::fs::read_to_string(path).map_err(|source| ManifestError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let original =
+            std::fs::read_to_string(path).map_err(crate::fsutil::file_error("read", path))?;
         Self::parse(path, original)
     }
 

@@ -29,13 +29,8 @@ pub enum NewError {
     #[error("{invalid}\n  help: {help}")]
     InvalidName { invalid: InvalidName, help: String },
     /// A file or directory could not be read or written.
-    #[error("failed to {action} `{path}`")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::FileError),
     /// Reading the temp dir back failed.
     #[error(transparent)]
     ReadBack(std::io::Error),
@@ -67,18 +62,6 @@ pub enum NewError {
     UnknownTemplate { name: String, known: String },
 }
 
-impl NewError {
-    /// `failed to {action} `{path}``, for a `map_err`.
-    fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> NewError {
-        let path = path.to_path_buf();
-        move |source| NewError::Io {
-            action,
-            path,
-            source,
-        }
-    }
-}
-
 /// A project `new` wrote.
 #[derive(Debug, Clone)]
 pub struct Created {
@@ -105,7 +88,7 @@ pub fn create(path: &Path, name: Option<&str>, template: &Template) -> Result<Cr
         }
         Ok(_) => {
             let empty = std::fs::read_dir(&dest)
-                .map_err(NewError::io("read", path))?
+                .map_err(crate::fsutil::file_error("read", path))?
                 .next()
                 .is_none();
             if !empty {
@@ -117,7 +100,7 @@ pub fn create(path: &Path, name: Option<&str>, template: &Template) -> Result<Cr
             dest.canonicalize().unwrap_or(dest)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => dest,
-        Err(e) => return Err(NewError::io("read", path)(e)),
+        Err(e) => return Err(crate::fsutil::file_error("read", path)(e).into()),
     };
     let names = project_names(path, &dest, name)?;
     let parent = dest
@@ -160,14 +143,14 @@ fn build_and_place(
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{file_name}.dylib-dev-new-"))
         .tempdir_in(parent)
-        .map_err(NewError::io("create a temp dir in", parent))?;
+        .map_err(crate::fsutil::file_error("create a temp dir in", parent))?;
     let root = tmp.path();
     let runtime = templates::runtime_files()
         .into_iter()
         .map(|(p, bytes)| (format!("{RUNTIME_DIR}/{p}"), bytes));
     for (rel, bytes) in template.render(names).into_iter().chain(runtime) {
         let path = root.join(&rel);
-        fsutil::write_new(&path, &bytes).map_err(NewError::io("write", &path))?;
+        fsutil::write_new(&path, &bytes).map_err(crate::fsutil::file_error("write", &path))?;
     }
     // The rendered project must make sense to cargo and to `watch` before it lands anywhere.
     let manifest = root.join("Cargo.toml");
@@ -258,7 +241,7 @@ fn fill_empty_dir(from: &Path, to: &Path) -> Result<(), NewError> {
             for name in moved.iter().rev() {
                 let _ = std::fs::rename(to.join(name), from.join(name));
             }
-            return Err(NewError::io("write into", to)(e));
+            return Err(crate::fsutil::file_error("write into", to)(e).into());
         }
         moved.push(name);
     }
@@ -326,7 +309,7 @@ fn create_parents(dir: &Path) -> Result<Vec<PathBuf>, NewError> {
         .take_while(|d| !d.exists())
         .map(Path::to_path_buf)
         .collect();
-    std::fs::create_dir_all(dir).map_err(NewError::io("create", dir))?;
+    std::fs::create_dir_all(dir).map_err(crate::fsutil::file_error("create", dir))?;
     Ok(missing.into_iter().rev().collect())
 }
 

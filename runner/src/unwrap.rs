@@ -229,18 +229,22 @@ fn remove_generated(layout: &Layout, record: &Record) -> Result<Vec<String>, Rec
             left.push(rel.display().to_string());
             continue;
         }
-        std::fs::remove_file(&path).map_err(|source| RecordError::Io {
-            action: "remove",
-            path: path.clone(),
-            source,
+        std::fs::remove_file(&path).map_err(|source| {
+            RecordError::Io(crate::fsutil::FileError {
+                action: "remove",
+                path: path.clone(),
+                source,
+            })
         })?;
         fsutil::crash_point(&format!("remove:{}", rel.display()));
     }
     let record_path = layout.deps_dir.join(RECORD_FILE);
-    std::fs::remove_file(&record_path).map_err(|source| RecordError::Io {
-        action: "remove",
-        path: record_path.clone(),
-        source,
+    std::fs::remove_file(&record_path).map_err(|source| {
+        RecordError::Io(crate::fsutil::FileError {
+            action: "remove",
+            path: record_path.clone(),
+            source,
+        })
     })?;
     // Only empty directories go; anything the user put there stays.
     for dir in [layout.deps_dir.join("src"), layout.deps_dir.clone()] {

@@ -245,16 +245,17 @@ pub fn apply(
     touched: &[Edit],
 ) -> Result<(), InitFailed> {
     for ((path, bytes), entry) in generated.iter().zip(record.generated.iter_mut()) {
-        fsutil::write_new(path, bytes).map_err(InitFailed::io("write", path))?;
+        fsutil::write_new(path, bytes).map_err(crate::fsutil::file_error("write", path))?;
         entry.hash = Some(hash(path)?);
     }
     record.save(&places.record)?;
     for (path, _, after) in touched {
-        fsutil::write_atomic(path, after.as_bytes()).map_err(InitFailed::io("write", path))?;
+        fsutil::write_atomic(path, after.as_bytes())
+            .map_err(crate::fsutil::file_error("write", path))?;
     }
     Ok(())
 }
 
 fn hash(path: &Path) -> Result<String, InitFailed> {
-    dylib_dev_runtime::hash_file(path).map_err(InitFailed::io("read", path))
+    Ok(dylib_dev_runtime::hash_file(path).map_err(crate::fsutil::file_error("read", path))?)
 }

@@ -49,13 +49,8 @@ pub enum InitFailed {
     #[error(transparent)]
     Refused(#[from] InitError),
     /// A file or directory could not be read or written.
-    #[error("failed to {action} `{path}`")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::FileError),
     /// See [`crate::manifest::ManifestError`].
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),
@@ -77,18 +72,6 @@ pub enum InitFailed {
     /// See [`crate::fsutil::ReadOnly`].
     #[error(transparent)]
     ReadOnly(#[from] crate::fsutil::ReadOnly),
-}
-
-impl InitFailed {
-    /// `failed to {action} `{path}``, for a `map_err`.
-    pub fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.to_path_buf();
-        move |source| InitFailed::Io {
-            action,
-            path,
-            source,
-        }
-    }
 }
 
 /// Something `init` or `deinit` has to say while it works, in the order it happens (the caller

@@ -114,11 +114,11 @@ fn release_logic_from_wrap(places: &Places, mut deps: Record) -> Result<(), Reco
         let path = places.root.join(&touched.path);
         if std::fs::read_to_string(&path).ok().as_deref() == Some(touched.ours.as_str()) {
             fsutil::write_atomic(&path, touched.original.as_bytes()).map_err(|source| {
-                RecordError::Io {
+                RecordError::Io(crate::fsutil::FileError {
                     action: "write",
                     path: path.clone(),
                     source,
-                }
+                })
             })?;
         }
     }
@@ -159,10 +159,12 @@ pub fn undo(places: &Places, record: &InitRecord) -> Result<Undone, RecordError>
             None => true, // written by an `init` that did not finish
         };
         if ours {
-            std::fs::remove_file(&path).map_err(|source| RecordError::Io {
-                action: "remove",
-                path: path.clone(),
-                source,
+            std::fs::remove_file(&path).map_err(|source| {
+                RecordError::Io(crate::fsutil::FileError {
+                    action: "remove",
+                    path: path.clone(),
+                    source,
+                })
             })?;
         } else {
             undone.left.push(file.path.display().to_string());

@@ -3,32 +3,17 @@
 use super::plan::{ApplyError, FileWrite, Plan};
 use crate::fsutil;
 use crate::journal::RecordError;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One write of an apply that failed (before the roll-back).
 #[derive(Debug, thiserror::Error)]
 enum WriteError {
     /// A file or directory could not be written.
-    #[error("failed to {action} `{path}`")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::FileError),
     /// The record could not be written.
     #[error(transparent)]
     Record(#[from] RecordError),
-}
-
-/// `failed to {action} `{path}``, for a `map_err`.
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WriteError {
-    let path = path.to_path_buf();
-    move |source| WriteError::Io {
-        action,
-        path,
-        source,
-    }
 }
 
 /// The error and its causes on one line, `: `-separated (as the note after it reads best).
@@ -105,7 +90,7 @@ impl Plan {
                 }
                 let rel = self.layout.rel(&write.path).display().to_string();
                 fsutil::write_atomic_step(&write.path, write.after.as_bytes(), Some(&rel))
-                    .map_err(io("write", &write.path))?;
+                    .map_err(crate::fsutil::file_error("write", &write.path))?;
                 done.push(write);
                 fsutil::crash_point(&format!("write:{rel}"));
             }
@@ -136,32 +121,37 @@ impl Plan {
             .prefix(fsutil::TEMP_PREFIX)
             .suffix(fsutil::TEMP_SUFFIX)
             .tempdir_in(root)
-            .map_err(io("create a staging directory in", root))?;
+            .map_err(crate::fsutil::file_error(
+                "create a staging directory in",
+                root,
+            ))?;
         let in_staging = |path: &Path| {
             staging
                 .path()
                 .join(path.strip_prefix(deps_dir).unwrap_or(path))
         };
-        std::fs::create_dir_all(staging.path().join("src")).map_err(io("write", staging.path()))?;
+        std::fs::create_dir_all(staging.path().join("src"))
+            .map_err(crate::fsutil::file_error("write", staging.path()))?;
         self.record.save(staging.path())?;
         for write in &self.generated {
             let path = in_staging(&write.path);
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+                std::fs::create_dir_all(dir).map_err(crate::fsutil::file_error("create", dir))?;
             }
-            fsutil::write_atomic(&path, write.after.as_bytes()).map_err(io("write", &path))?;
+            fsutil::write_atomic(&path, write.after.as_bytes())
+                .map_err(crate::fsutil::file_error("write", &path))?;
         }
         fsutil::crash_point("staged");
         // An empty directory in the way (`rename` replaces only an empty directory anyway).
         let _ = std::fs::remove_dir(deps_dir.join("src"));
         let _ = std::fs::remove_dir(deps_dir);
         if let Some(parent) = deps_dir.parent() {
-            std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+            std::fs::create_dir_all(parent).map_err(crate::fsutil::file_error("create", parent))?;
         }
         let staged = staging.keep();
         if let Err(e) = std::fs::rename(&staged, deps_dir) {
             let _ = std::fs::remove_dir_all(&staged);
-            return Err(io("create", deps_dir)(e));
+            return Err(crate::fsutil::file_error("create", deps_dir)(e).into());
         }
         if let Ok(dir) = std::fs::File::open(root) {
             let _ = dir.sync_all();

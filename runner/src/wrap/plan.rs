@@ -272,10 +272,9 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// The force-link line added to the crate root `root_file`.
 fn force_link(root_file: &Path, layout: &Layout) -> Result<FileWrite, WrapError> {
-    let before = std::fs::read_to_string(root_file).map_err(|source| ManifestError::Io {
-        path: root_file.to_path_buf(),
-        source,
-    })?;
+    let before = std::fs::read_to_string(root_file)
+        .map_err(crate::fsutil::file_error("read", root_file))
+        .map_err(ManifestError::from)?;
     let after =
         source_edit::insert(&before, &layout.deps_lib, FEATURE).unwrap_or_else(|| before.clone());
     Ok(FileWrite {
