@@ -126,6 +126,26 @@ impl PackageArgs {
     }
 }
 
+/// A one-shot dynamic build of `project` (`build`, `run`): the first-build lines around a cold
+/// build of the deps dylib (unless `quiet`), then [`build_and_report`].
+pub fn one_shot_build(
+    build: CargoBuild,
+    project: &crate::project::Project,
+    release: bool,
+    quiet: bool,
+) -> anyhow::Result<BuildOutcome> {
+    let cold = cold_deps(project, release, quiet);
+    if let Some(cold) = &cold {
+        announce_cold_deps(cold, "`build`, `run` and `watch` reuse it");
+    }
+    let start = std::time::SystemTime::now();
+    let outcome = build_and_report(build, project.package())?;
+    if let Some(cold) = &cold {
+        report_cold_deps(cold, start);
+    }
+    Ok(outcome)
+}
+
 /// Runs the build with cargo's stderr passed through, then prints the diagnostics (errors
 /// first) and fails with a one-line summary if the build failed.
 pub fn build_and_report(build: CargoBuild, package: &Package) -> anyhow::Result<BuildOutcome> {

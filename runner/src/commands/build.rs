@@ -1,10 +1,7 @@
 //! `dylib-dev build`: a dynamic build.
 use super::Outcome;
 use super::args::BuildArgs;
-use super::args::{
-    GlobalArgs, announce_cold_deps, build_and_report, cold_deps, report_cold_deps,
-    warn_about_config_rustflags,
-};
+use super::args::{GlobalArgs, one_shot_build, warn_about_config_rustflags};
 use crate::dynamic::{dynamic_build, ensure_wrapped};
 use crate::project::Project;
 use crate::ui;
@@ -19,15 +16,7 @@ pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     if let Some(bin) = &args.bin {
         build = build.bin(bin);
     }
-    let cold = cold_deps(&project, args.release, global.quiet);
-    if let Some(cold) = &cold {
-        announce_cold_deps(cold, "`build`, `run` and `watch` reuse it");
-    }
-    let start = std::time::SystemTime::now();
-    let outcome = build_and_report(build, package)?;
-    if let Some(cold) = &cold {
-        report_cold_deps(cold, start);
-    }
+    let outcome = one_shot_build(build, &project, args.release, global.quiet)?;
     for artifact in outcome
         .artifacts
         .iter()

@@ -1,10 +1,7 @@
 //! `dylib-dev run`: a dynamic build, then the program.
 use super::Outcome;
 use super::args::BuildArgs;
-use super::args::{
-    GlobalArgs, announce_cold_deps, build_and_report, cold_deps, report_cold_deps,
-    warn_about_config_rustflags,
-};
+use super::args::{GlobalArgs, one_shot_build, warn_about_config_rustflags};
 use crate::dynamic::{DynamicError, dynamic_build, ensure_wrapped, select_bin};
 use crate::host::program_command;
 use crate::project::Project;
@@ -36,15 +33,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let toolchain = Toolchain::detect()?;
     warn_about_config_rustflags();
     let build = dynamic_build(&project, &args.build.features, args.build.release).bin(&bin);
-    let cold = cold_deps(&project, args.build.release, global.quiet);
-    if let Some(cold) = &cold {
-        announce_cold_deps(cold, "`build`, `run` and `watch` reuse it");
-    }
-    let start = std::time::SystemTime::now();
-    let outcome = build_and_report(build, package)?;
-    if let Some(cold) = &cold {
-        report_cold_deps(cold, start);
-    }
+    let outcome = one_shot_build(build, &project, args.build.release, global.quiet)?;
     let exe = outcome
         .executable(&package.id, &bin)
         .ok_or_else(|| DynamicError::NoExecutable {
