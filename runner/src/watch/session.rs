@@ -596,15 +596,7 @@ impl Session {
                         });
                     }
                     SwapVerdict::Restart(restart) => {
-                        let old = state.host.take().expect("running");
-                        let reason = RestartReason::Swap {
-                            cause: restart.cause,
-                            rebuilt_in: restart.rebuilt_in,
-                        };
-                        let running = self
-                            .restart(old, &state.server, &state.toolchain, made, reason)
-                            .await?;
-                        state.host = Some(running);
+                        self.restart_for_swap(state, restart, made).await?;
                     }
                     SwapVerdict::Interrupted(signal) => {
                         return Ok(Step::Stop(self.stop(state.host.take(), signal).await));
@@ -838,15 +830,7 @@ impl Session {
         match verdict {
             SwapVerdict::Swapped => {}
             SwapVerdict::Restart(restart) => {
-                let old = state.host.take().expect("running");
-                let reason = RestartReason::Swap {
-                    cause: restart.cause,
-                    rebuilt_in: restart.rebuilt_in,
-                };
-                let running = self
-                    .restart(old, &state.server, &state.toolchain, last, reason)
-                    .await?;
-                state.host = Some(running);
+                self.restart_for_swap(state, restart, last).await?;
             }
             SwapVerdict::Interrupted(signal) => {
                 return Ok(Some(self.stop(state.host.take(), signal).await));
@@ -1004,6 +988,25 @@ impl Session {
             Ok(Some(Err(e))) => StateHandOff::NotSaved { why: e.to_string() },
             Ok(None) | Err(_) => StateHandOff::Nothing,
         }
+    }
+
+    /// Restarts the running host with `made` because a swap could not be done.
+    async fn restart_for_swap(
+        &self,
+        state: &mut State,
+        restart: SwapRestart,
+        made: Products,
+    ) -> anyhow::Result<()> {
+        let old = state.host.take().expect("running");
+        let reason = RestartReason::Swap {
+            cause: restart.cause,
+            rebuilt_in: restart.rebuilt_in,
+        };
+        let running = self
+            .restart(old, &state.server, &state.toolchain, made, reason)
+            .await?;
+        state.host = Some(running);
+        Ok(())
     }
 
     /// Stops the host (its state saved first) and starts it with `made`.
