@@ -188,7 +188,7 @@ impl Bench {
         if kind == BenchLoop::Hot && self.model.restart_mode() {
             anyhow::bail!(
                 "the hot loop swaps a logic crate, and `{}` has none (watch restarts it on every change)\n  help: `dylib-dev init` adds one; `--loops static,dynamic` times restarts",
-                self.model.host
+                self.model.roles.host
             );
         }
         Ok(())
@@ -284,9 +284,9 @@ fn restart_loop(
         BenchLoop::Static => {
             let mut b = CargoBuild::new()
                 .manifest_path(model.workspace_root.join("Cargo.toml"))
-                .package(&model.host)
+                .package(&model.roles.host)
                 .stderr(CargoStderr::Capture);
-            for (logic, _) in &model.logic {
+            for (logic, _) in &model.roles.logic {
                 b = b.package(logic);
             }
             b

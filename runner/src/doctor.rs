@@ -321,16 +321,25 @@ fn watch_layout(selector: &Selector) -> Result<(String, String), String> {
         crate::project::load_metadata(selector, false).map_err(|e| error_chain(&e))?;
     let model = crate::watch::model::WatchModel::from_metadata(&metadata, None)
         .map_err(|e| error_chain(&e))?;
-    let logic: Vec<&str> = model.logic.iter().map(|(name, _)| name.as_str()).collect();
+    let logic: Vec<&str> = model
+        .roles
+        .logic
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
     let layout = if logic.is_empty() {
         format!(
             "host `{}`, no logic crate: watch restarts it on every change (`dylib-dev init` adds one)",
-            model.host
+            model.roles.host
         )
     } else {
-        format!("host `{}`, logic `{}`", model.host, logic.join("`, `"))
+        format!(
+            "host `{}`, logic `{}`",
+            model.roles.host,
+            logic.join("`, `")
+        )
     };
-    Ok((model.host, layout))
+    Ok((model.roles.host, layout))
 }
 
 fn check_project(selector: &Selector) -> Vec<Check> {

@@ -166,7 +166,7 @@ fn build_and_place(
         crate::project::load_metadata(&selector, false).map_err(|e| broken(e.into()))?;
     let model = WatchModel::from_metadata(&metadata, None).map_err(|e| broken(e.into()))?;
     if !template.settings.wrap.is_empty() {
-        let selector = Selector::package_at(manifest, model.host.clone());
+        let selector = Selector::package_at(manifest, model.roles.host.clone());
         let wrapped = wrap_template(&selector, &template.settings.wrap, warnings);
         wrapped.map_err(|source| NewError::Wrap {
             crates: template.settings.wrap.join(", "),
@@ -189,8 +189,13 @@ fn build_and_place(
     if let Ok(dir) = std::fs::File::open(parent) {
         let _ = dir.sync_all();
     }
-    let logic = model.logic.into_iter().map(|(name, _)| name).collect();
-    Ok((model.host, logic))
+    let logic = model
+        .roles
+        .logic
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    Ok((model.roles.host, logic))
 }
 
 /// The template's `wrap` list wrapped in the rendered project, as `dylib-dev wrap` would.

@@ -83,14 +83,14 @@ pub fn run(
     if model.restart_mode() {
         bail!(
             "--soak swaps a logic crate, and `{}` has none\n  help: `dylib-dev init` adds one",
-            model.host
+            model.roles.host
         );
     }
     let host_package = model.host_package(metadata).clone();
     let toolchain = crate::toolchain::Toolchain::detect()?;
     progress(SoakProgress::Started {
         swaps,
-        host: model.host.clone(),
+        host: model.roles.host.clone(),
     });
 
     // Two builds of the logic library: A (as it is) and B (marker rewritten).

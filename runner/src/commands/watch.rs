@@ -113,10 +113,10 @@ pub fn run(args: &WatchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     };
     if model.restart_mode() {
         // What `wrap --auto` would put in the deps dylib, for the hint; nothing once wrapped.
-        let heavy = if model.host_has_dynamic {
+        let heavy = if model.roles.host_has_dynamic {
             Vec::new()
         } else {
-            crate::heavy::picks(&model.workspace_root.join("Cargo.toml"), &model.host)
+            crate::heavy::picks(&model.workspace_root.join("Cargo.toml"), &model.roles.host)
         };
         reporter(WatchEvent::RestartMode { heavy });
     }
@@ -143,12 +143,17 @@ pub fn run(args: &WatchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
 /// time (none for a project without a deps crate).
 fn cold_watch_deps(model: &model::WatchModel, release: bool) -> Vec<crate::first_build::ColdDeps> {
     let profile = crate::first_build::profile_dir(&model.target_dir, release);
-    let host = model.host_has_dynamic.then_some(&model.host);
+    let host = model.roles.host_has_dynamic.then_some(&model.roles.host);
     host.into_iter()
-        .chain(&model.logic_with_dynamic)
+        .chain(&model.roles.logic_with_dynamic)
         .filter_map(|wrapped| {
             let deps_crate = format!("{wrapped}-deps");
-            let dir = &model.packages.iter().find(|p| p.name == deps_crate)?.dir;
+            let dir = &model
+                .roles
+                .packages
+                .iter()
+                .find(|p| p.name == deps_crate)?
+                .dir;
             crate::first_build::cold_deps(&deps_crate, dir, &profile)
         })
         .collect()

@@ -32,7 +32,7 @@ pub fn capture_dir(model: &WatchModel, options: &BuildOptions) -> PathBuf {
 pub fn watch_build(model: &WatchModel, options: &BuildOptions, show_progress: bool) -> CargoBuild {
     let mut build = CargoBuild::new()
         .manifest_path(model.workspace_root.join("Cargo.toml"))
-        .package(&model.host)
+        .package(&model.roles.host)
         .target_dir(&model.target_dir)
         .release(options.release)
         // Shared std for host, logic and deps: a panic in logic is then catchable by the host.
@@ -43,13 +43,17 @@ pub fn watch_build(model: &WatchModel, options: &BuildOptions, show_progress: bo
             CargoStderr::Capture
         })
         .own_process_group(true);
-    for (logic, _) in &model.logic {
+    for (logic, _) in &model.roles.logic {
         build = build.package(logic);
     }
-    if model.host_has_dynamic {
-        build = build.feature(format!("{}/{}", model.host, crate::deps_crate::FEATURE));
+    if model.roles.host_has_dynamic {
+        build = build.feature(format!(
+            "{}/{}",
+            model.roles.host,
+            crate::deps_crate::FEATURE
+        ));
     }
-    for logic in &model.logic_with_dynamic {
+    for logic in &model.roles.logic_with_dynamic {
         build = build.feature(format!("{logic}/{}", crate::deps_crate::FEATURE));
     }
     build = build.features(options.features.iter().cloned());
@@ -57,7 +61,12 @@ pub fn watch_build(model: &WatchModel, options: &BuildOptions, show_progress: bo
     // and tunes their flags.
     let wrapper = crate::rustc_shim::fastpath::wrapper_env();
     if !wrapper.is_empty() {
-        let crates: Vec<&str> = model.logic.iter().map(|(_, lib)| lib.as_str()).collect();
+        let crates: Vec<&str> = model
+            .roles
+            .logic
+            .iter()
+            .map(|(_, lib)| lib.as_str())
+            .collect();
         build = build.env(
             crate::rustc_shim::fastpath::ENV_LOGIC_CRATES,
             crates.join(","),
@@ -92,12 +101,14 @@ pub fn products(model: &WatchModel, outcome: &BuildOutcome) -> Option<Products> 
     let host_exe = outcome
         .artifacts
         .iter()
-        .filter(|a| a.target.name == model.host_bin && a.target.kind.contains(&TargetKind::Bin))
+        .filter(|a| {
+            a.target.name == model.roles.host_bin && a.target.kind.contains(&TargetKind::Bin)
+        })
         .find_map(|a| a.executable.as_ref())?
         .clone()
         .into_std_path_buf();
     let mut libs = Vec::new();
-    for (_, lib) in &model.logic {
+    for (_, lib) in &model.roles.logic {
         let artifact = outcome.artifacts.iter().find(|a| {
             &a.target.name == lib
                 && a.target

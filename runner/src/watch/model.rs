@@ -120,18 +120,8 @@ pub struct WatchModel {
     pub workspace_root: PathBuf,
     /// cargo's target dir for dynamic builds.
     pub target_dir: PathBuf,
-    /// The host package.
-    pub host: String,
-    /// The host's binary target.
-    pub host_bin: String,
-    /// Whether the host has the `dynamic` feature (a wrapped project).
-    pub host_has_dynamic: bool,
-    /// Logic packages (name, library target name).
-    pub logic: Vec<(String, String)>,
-    /// Logic packages that have the `dynamic` feature of a wrapped package.
-    pub logic_with_dynamic: Vec<String>,
-    /// Every local package, with its role.
-    pub packages: Vec<LocalPackage>,
+    /// Which package is the host, which are logic, deps and shared.
+    pub roles: Roles,
     /// Trailing debounce.
     pub debounce: Duration,
     /// SIGTERM-to-SIGKILL grace.
@@ -225,23 +215,10 @@ impl WatchModel {
         stop_timeout: Duration,
         hang_timeout: Duration,
     ) -> WatchModel {
-        let Roles {
-            host,
-            host_bin,
-            host_has_dynamic,
-            logic,
-            logic_with_dynamic,
-            packages,
-        } = roles;
         WatchModel {
             workspace_root: meta.workspace_root.as_std_path().to_path_buf(),
             target_dir: meta.target_directory.join("dylib-dev").into_std_path_buf(),
-            host,
-            host_bin,
-            host_has_dynamic,
-            logic,
-            logic_with_dynamic,
-            packages,
+            roles,
             debounce,
             stop_timeout,
             hang_timeout,
@@ -253,18 +230,19 @@ impl WatchModel {
         metadata
             .workspace_packages()
             .into_iter()
-            .find(|p| p.name.as_str() == self.host)
+            .find(|p| p.name.as_str() == self.roles.host)
             .expect("the model's host is a workspace member")
     }
 
     /// Restart mode: no logic crate, so every change rebuilds and restarts the host.
     pub fn restart_mode(&self) -> bool {
-        self.logic.is_empty()
+        self.roles.logic.is_empty()
     }
 
     /// The package whose directory holds `path` (the innermost one for nested packages).
     pub fn package_of(&self, path: &Path) -> Option<&LocalPackage> {
-        self.packages
+        self.roles
+            .packages
             .iter()
             .filter(|p| path.starts_with(&p.dir))
             .max_by_key(|p| p.dir.components().count())

@@ -85,7 +85,7 @@ pub fn merge(a: Route, b: Route) -> Route {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roles::LocalPackage;
+    use crate::roles::{LocalPackage, Roles};
     use std::path::PathBuf;
     use std::time::Duration;
 
@@ -98,17 +98,19 @@ mod tests {
         WatchModel {
             workspace_root: "/w".into(),
             target_dir: "/w/target/dylib-dev".into(),
-            host: "game".into(),
-            host_bin: "game".into(),
-            host_has_dynamic: true,
-            logic: vec![("systems".into(), "systems".into())],
-            logic_with_dynamic: vec![],
-            packages: vec![
-                pkg("game", "/w", Role::Host),
-                pkg("systems", "/w/systems", Role::Logic),
-                pkg("shared", "/w/shared", Role::Shared),
-                pkg("game-deps", "/w/game-deps", Role::Deps),
-            ],
+            roles: Roles {
+                host: "game".into(),
+                host_bin: "game".into(),
+                host_has_dynamic: true,
+                logic: vec![("systems".into(), "systems".into())],
+                logic_with_dynamic: vec![],
+                packages: vec![
+                    pkg("game", "/w", Role::Host),
+                    pkg("systems", "/w/systems", Role::Logic),
+                    pkg("shared", "/w/shared", Role::Shared),
+                    pkg("game-deps", "/w/game-deps", Role::Deps),
+                ],
+            },
             debounce: Duration::from_millis(30),
             stop_timeout: Duration::from_secs(1),
             hang_timeout: Duration::from_secs(10),

@@ -668,10 +668,11 @@ impl Session {
     ) -> anyhow::Result<()> {
         let (model, host_package) = (self.reload)()?;
         let new_toolchain = Toolchain::detect()?;
-        if model.host != self.model.host || model.logic != self.model.logic {
+        if model.roles.host != self.model.roles.host || model.roles.logic != self.model.roles.logic
+        {
             self.emit(WatchEvent::ProjectReloaded {
-                host: model.host.clone(),
-                logic: model.logic.iter().map(|(p, _)| p.clone()).collect(),
+                host: model.roles.host.clone(),
+                logic: model.roles.logic.iter().map(|(p, _)| p.clone()).collect(),
             });
         }
         server
@@ -742,7 +743,7 @@ impl Session {
         let dir = super::build::capture_dir(&self.model, &self.build);
         let mut plan = Vec::new();
         let mut covered = BTreeSet::new();
-        for (_, lib) in &self.model.logic {
+        for (_, lib) in &self.model.roles.logic {
             let Some(invocation) = fastpath::load(&dir, lib) else {
                 continue;
             };

@@ -287,13 +287,13 @@ fn force_link(root_file: &Path, layout: &Layout) -> Result<FileWrite, WrapError>
 /// The logic crates of the selected package when it is the host `dylib-dev watch` would run
 /// (see [`crate::watch::model`]); none for any other package or a project without logic crates.
 fn logic_packages(project: &Project) -> Vec<&cargo_metadata::Package> {
-    let Ok(model) = crate::watch::model::WatchModel::from_metadata(&project.metadata, None) else {
+    let Ok(roles) = crate::roles::Roles::from_metadata(&project.metadata, None) else {
         return Vec::new();
     };
-    if model.host != project.package().name.as_str() {
+    if roles.host != project.package().name.as_str() {
         return Vec::new();
     }
-    model
+    roles
         .logic
         .iter()
         .filter_map(|(name, _)| project.member(name))
