@@ -4,8 +4,10 @@
 //!
 //! Unconfigured, the logic crates are the members whose library is a `cdylib` or `dylib` (other
 //! than a generated `<name>-deps` crate) and the host is the one member with a binary. A project
-//! with no such library has no logic crate: `watch` runs it in restart mode.
-use cargo_metadata::{Package, TargetKind};
+//! with no such library has no logic crate: its hot crates (the host binary and the libraries that
+//! depend on dylib-dev-runtime, for `#[dylib_dev::hot]` functions) are patched in place, and
+//! without those `watch` runs it in restart mode.
+use cargo_metadata::{DependencyKind, Package, TargetKind};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -79,7 +81,34 @@ pub struct Roles {
     pub logic_with_dynamic: Vec<String>,
     /// Every local package, with its role.
     pub packages: Vec<LocalPackage>,
+    /// Crates whose `#[dylib_dev::hot]` functions are patched in place: the host's binary and
+    /// the libraries of local packages that depend on dylib-dev-runtime. Empty when the project
+    /// has logic crates (the split layout).
+    pub hot: Vec<HotCrate>,
 }
+
+/// A crate that may have `#[dylib_dev::hot]` functions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HotCrate {
+    /// Its package.
+    pub package: String,
+    /// Its crate name as rustc's `--crate-name` has it (`-` as `_`).
+    pub crate_name: String,
+    /// The host's binary, or a library.
+    pub kind: HotKind,
+}
+
+/// What a patch of a hot crate is built as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HotKind {
+    /// The host's binary crate: a patch is the binary linked as a shared object.
+    Bin,
+    /// A library crate: a patch is it built as a `cdylib`.
+    Lib,
+}
+
+/// The package name of the runtime whose `#[hot]` makes a crate hot.
+pub const RUNTIME_PACKAGE: &str = "dylib-dev-runtime";
 
 /// The project cannot be mapped onto host + logic.
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +208,13 @@ impl Roles {
                 },
             })
             .collect();
+        let hot = if logic.is_empty() {
+            hot_crates(&members, &host.name, &host_bin, &deps_name)
+        } else {
+            Vec::new()
+        };
         Ok(Roles {
+            hot,
             host: host.name.to_string(),
             host_bin,
             host_has_dynamic: host.features.contains_key(crate::deps_crate::FEATURE),
@@ -248,6 +283,61 @@ pub fn host_package<'m>(
             })
         }
     }
+}
+
+/// The host's binary and the libraries of the members that depend on dylib-dev-runtime.
+fn hot_crates(members: &[&Package], host: &str, host_bin: &str, deps: &str) -> Vec<HotCrate> {
+    let mut hot = Vec::new();
+    for p in members {
+        let uses_runtime = p
+            .dependencies
+            .iter()
+            .any(|d| d.name == RUNTIME_PACKAGE && d.kind == DependencyKind::Normal);
+        if !uses_runtime || p.name.as_str() == deps || p.name.as_str() == RUNTIME_PACKAGE {
+            continue;
+        }
+        let dir = p.manifest_path.parent().expect("manifest has a dir");
+        if !mentions_hot(&dir.join("src").into_std_path_buf()) {
+            continue;
+        }
+        let crate_name = |t: &str| t.replace('-', "_");
+        if p.name.as_str() == host {
+            hot.push(HotCrate {
+                package: p.name.to_string(),
+                crate_name: crate_name(host_bin),
+                kind: HotKind::Bin,
+            });
+        }
+        if let Some(lib) = p.targets.iter().find(|t| {
+            t.kind
+                .iter()
+                .any(|k| matches!(k, TargetKind::Lib | TargetKind::RLib))
+        }) {
+            hot.push(HotCrate {
+                package: p.name.to_string(),
+                crate_name: crate_name(&lib.name),
+                kind: HotKind::Lib,
+            });
+        }
+    }
+    hot
+}
+
+/// Whether a source under `dir` mentions a `hot]` attribute (`#[dylib_dev::hot]`, `#[hot]`): a
+/// package that only depends on the runtime has nothing to patch, and its edits restart the host.
+fn mentions_hot(dir: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let path = e.path();
+        if path.is_dir() {
+            mentions_hot(&path)
+        } else {
+            path.extension().is_some_and(|x| x == "rs")
+                && std::fs::read_to_string(&path).is_ok_and(|text| text.contains("hot]"))
+        }
+    })
 }
 
 fn is_reloadable_target(kinds: &[TargetKind]) -> bool {

@@ -125,6 +125,35 @@ pub(crate) fn inspect(path: &Path) -> io::Result<Option<ElfInfo>> {
     Ok(Some(ElfInfo { tls, shares_std }))
 }
 
+/// The virtual address and size of section `name` in the ELF file at `path` (`Ok(None)`: no such
+/// section, or not a 64-bit little-endian ELF file). Add the image's load bias for its address
+/// in memory.
+pub(crate) fn section(path: &Path, name: &str) -> io::Result<Option<(u64, u64)>> {
+    let mut file = File::open(path)?;
+    let header = read_at(&mut file, 0, 64)?;
+    if &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1 {
+        return Ok(None);
+    }
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u64_at(&header, 0x28),
+        u64::from(u16_at(&header, 0x3a)),
+        u64::from(u16_at(&header, 0x3c)),
+        u64::from(u16_at(&header, 0x3e)),
+    );
+    if shentsize < 64 || shoff == 0 || shstrndx >= shnum {
+        return Ok(None);
+    }
+    let table = read_at(&mut file, shoff, shentsize * shnum)?;
+    let headers: Vec<&[u8]> = table.chunks_exact(shentsize as usize).collect();
+    let names = headers[shstrndx as usize];
+    let strings = read_at(&mut file, u64_at(names, 0x18), u64_at(names, 0x20))?;
+    Ok(headers.iter().find_map(|h| {
+        let at = u32_at(h, 0) as usize;
+        let this = strings.get(at..)?.split(|&b| b == 0).next()?;
+        (this == name.as_bytes()).then(|| (u64_at(h, 0x10), u64_at(h, 0x20)))
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -388,7 +388,7 @@ impl<S: Symbols> Handler for Shared<S> {
 /// A runner that speaks protocol `runner`, not this crate's: says hello all the same (a runner
 /// checks the hello and reports the mismatch on its side too), hangs up, and says why the library
 /// runs without reloading.
-fn refuse_runner(channel: Channel, lib: &str, runner: u32) {
+pub(crate) fn refuse_runner(channel: Channel, lib: &str, runner: u32) {
     channel.send(&ToRunner::Hello(Hello {
         protocol: protocol::PROTOCOL_VERSION,
         pid: std::process::id(),

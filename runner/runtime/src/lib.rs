@@ -166,6 +166,7 @@ mod elf;
 mod engine;
 mod error;
 mod hash;
+mod hot_fn;
 mod hot_lib;
 mod layout;
 #[cfg(target_os = "linux")]
@@ -180,6 +181,15 @@ pub use boundary::{CallContext, CallSite, Panic, call_boundary, resume_panic};
 pub use builder::{Builder, SwapPolicy, artifact_file_name};
 /// `#[derive(Layout)]`: describes a struct's fields or an enum's variants to the layout guard.
 pub use dylib_dev_macros::Layout;
+/// `#[hot]` (spelled `#[dylib_dev::hot]` with this crate as the `dylib_dev` dependency): under
+/// `dylib-dev watch`, an edit of the function, or of code it calls, takes effect at its next call
+/// in the running process. See the [hot functions](#hot-functions-in-place) section.
+pub use dylib_dev_macros::hot;
+/// What `#[hot]` expands to: not an API.
+#[doc(hidden)]
+pub mod __hot {
+    pub use crate::hot_fn::{Entry, MAGIC, Slot, TypeSize, start};
+}
 #[cfg(target_os = "linux")]
 #[doc(hidden)]
 pub use elf::must_stay_mapped as __must_stay_mapped;

@@ -26,15 +26,25 @@ pub const ENV_CAPTURE_DIR: &str = "DYLIB_DEV_CAPTURE_DIR";
 /// [`ENV_CAPTURE_DIR`] is set, tuned when [`tuning::ENV_TUNE`] is.
 pub const ENV_LOGIC_CRATES: &str = "DYLIB_DEV_LOGIC_CRATES";
 
+/// Comma-separated `<crate name>:bin` / `<crate name>:lib` of the hot crates (crates with
+/// `#[dylib_dev::hot]` functions): recorded when [`ENV_CAPTURE_DIR`] is set, for their patches.
+pub const ENV_HOT_CRATES: &str = "DYLIB_DEV_HOT_CRATES";
+/// Set on the rustc of every workspace crate the wrapper runs: `#[dylib_dev::hot]` (the
+/// `dylib-dev-macros` crate reads it while expanding) then makes the function patchable. Every
+/// dynamic build sets it, so cargo never mixes crates expanded both ways (it fingerprints the
+/// wrapper); plain `cargo build` leaves hot functions as written.
+pub const ENV_HOT_PATCHABLE: &str = "DYLIB_DEV_HOT_PATCHABLE";
+
 /// Variables never replayed: cargo's jobserver file descriptors are gone by then, and our own
 /// markers must not make the replayed rustc record itself.
-const NOT_REPLAYED: [&str; 7] = [
+const NOT_REPLAYED: [&str; 8] = [
     "CARGO_MAKEFLAGS",
     "MAKEFLAGS",
     "MFLAGS",
     ENV_WRAPPER,
     ENV_CAPTURE_DIR,
     ENV_LOGIC_CRATES,
+    ENV_HOT_CRATES,
     tuning::ENV_TUNE,
 ];
 
@@ -128,12 +138,42 @@ pub fn is_logic_library(args: &[String]) -> bool {
     library && name.is_some_and(|n| crates.split(',').any(|c| c == n))
 }
 
-/// Records the invocation (with the variables tuning added) where the fast path finds it.
+/// The key a hot crate's build is recorded under (`hot-<crate>-bin`, `hot-<crate>-lib`), if
+/// `args` build one of the crates in [`ENV_HOT_CRATES`].
+pub fn hot_record_key(args: &[String]) -> Option<String> {
+    let crates = std::env::var(ENV_HOT_CRATES).ok()?;
+    let name = arg_after(args, "--crate-name")?;
+    if args.iter().any(|a| a == "--test") {
+        return None;
+    }
+    let kind = args
+        .windows(2)
+        .filter(|w| w[0] == "--crate-type")
+        .find_map(|w| match w[1].as_str() {
+            "bin" => Some("bin"),
+            "lib" | "rlib" => Some("lib"),
+            _ => None,
+        })?;
+    let wanted = format!("{name}:{kind}");
+    crates
+        .split(',')
+        .any(|c| c == wanted)
+        .then(|| hot_key(name, kind == "bin"))
+}
+
+/// The file stem a hot crate's invocation is recorded under.
+pub fn hot_key(crate_name: &str, bin: bool) -> String {
+    format!("hot-{crate_name}-{}", if bin { "bin" } else { "lib" })
+}
+
+/// Records the invocation (with the variables tuning added) where the fast path finds it, under
+/// its crate name, or `key` when given.
 pub fn record(
     program: &OsString,
     args: Vec<String>,
     extra_env: &[(String, String)],
     tuning: bool,
+    key: Option<&str>,
 ) -> std::io::Result<()> {
     let Some(dir) = std::env::var_os(ENV_CAPTURE_DIR) else {
         return Ok(());
@@ -150,7 +190,7 @@ pub fn record(
         args,
         tuning,
     };
-    let Some(name) = invocation.crate_name() else {
+    let Some(name) = key.or(invocation.crate_name()) else {
         return Ok(());
     };
     let path = Path::new(&dir).join(format!("{name}.json"));

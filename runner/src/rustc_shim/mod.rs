@@ -5,10 +5,11 @@
 //! lines on stderr are rustc's output, so the two entries below print, and nothing else here does.
 pub mod args;
 pub mod fastpath;
+pub mod patch;
 pub mod stub;
 pub mod tuning;
 
-use fastpath::{ENV_WRAPPER, is_logic_library, record};
+use fastpath::{ENV_HOT_PATCHABLE, ENV_WRAPPER, hot_record_key, is_logic_library, record};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -31,17 +32,25 @@ pub fn run_as_rustc_wrapper() -> Option<ShimExit> {
     let mut argv = std::env::args_os().skip(1);
     let program = argv.next()?;
     let mut args: Vec<OsString> = argv.collect();
-    let mut extra_env = Vec::new();
+    // Every workspace crate: `#[dylib_dev::hot]` expands to patchable functions.
+    let mut extra_env = vec![(ENV_HOT_PATCHABLE.to_string(), "1".to_string())];
     // Arguments that are not UTF-8 leave the invocation as cargo made it.
     let utf8: Option<Vec<String>> = args.iter().map(|a| a.to_str().map(String::from)).collect();
-    if let Some(mut strings) = utf8.filter(|a| is_logic_library(a)) {
+    let hot_key = utf8.as_deref().and_then(hot_record_key);
+    if let Some(mut strings) = utf8.clone().filter(|a| is_logic_library(a)) {
         let tuning = std::env::var_os(tuning::ENV_TUNE).is_some();
         if tuning && let Ok(exe) = std::env::current_exe() {
-            extra_env = tuning::tune(&mut strings, &exe);
+            extra_env.extend(tuning::tune(&mut strings, &exe));
             args = strings.iter().map(OsString::from).collect();
         }
-        if let Err(e) = record(&program, strings, &extra_env, tuning) {
+        if let Err(e) = record(&program, strings, &extra_env, tuning, None) {
             // Recording is an optimisation: never fail the build for it.
+            eprintln!("dylib-dev: could not record the rustc invocation: {e}");
+        }
+    } else if let (Some(strings), Some(key)) = (utf8, hot_key) {
+        // Patches are tuned when they are built, not the host's own build.
+        let tuning = std::env::var_os(tuning::ENV_TUNE).is_some();
+        if let Err(e) = record(&program, strings, &extra_env, tuning, Some(&key)) {
             eprintln!("dylib-dev: could not record the rustc invocation: {e}");
         }
     }

@@ -28,6 +28,12 @@ pub fn capture_dir(model: &WatchModel, options: &BuildOptions) -> PathBuf {
     model.target_dir.join("invocations").join(profile)
 }
 
+/// Where the patches of hot crates are built (per profile, like the invocations they come from).
+pub fn patch_dir(model: &WatchModel, options: &BuildOptions) -> PathBuf {
+    let profile = if options.release { "release" } else { "debug" };
+    model.target_dir.join("patches").join(profile)
+}
+
 /// The build of host and logic in dynamic mode.
 pub fn watch_build(model: &WatchModel, options: &BuildOptions, show_progress: bool) -> CargoBuild {
     let mut build = CargoBuild::new()
@@ -71,6 +77,21 @@ pub fn watch_build(model: &WatchModel, options: &BuildOptions, show_progress: bo
             crate::rustc_shim::fastpath::ENV_LOGIC_CRATES,
             crates.join(","),
         );
+        let hot: Vec<String> = model
+            .roles
+            .hot
+            .iter()
+            .map(|h| {
+                let kind = match h.kind {
+                    crate::roles::HotKind::Bin => "bin",
+                    crate::roles::HotKind::Lib => "lib",
+                };
+                format!("{}:{kind}", h.crate_name)
+            })
+            .collect();
+        if !hot.is_empty() {
+            build = build.env(crate::rustc_shim::fastpath::ENV_HOT_CRATES, hot.join(","));
+        }
         if options.fast_path {
             build = build.env(
                 crate::rustc_shim::fastpath::ENV_CAPTURE_DIR,

@@ -1,6 +1,6 @@
 //! What `watch` runs: the packages' [roles](crate::roles) and the timings, from `cargo metadata`
 //! plus `[workspace.metadata.dylib-dev]` / `[package.metadata.dylib-dev]` and the command line.
-use crate::roles::{self, LocalPackage, Roles, RolesError, Settings};
+use crate::roles::{self, HotCrate, LocalPackage, Roles, RolesError, Settings};
 use cargo_metadata::Package;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -234,9 +234,15 @@ impl WatchModel {
             .expect("the model's host is a workspace member")
     }
 
-    /// Restart mode: no logic crate, so every change rebuilds and restarts the host.
+    /// Restart mode: no logic crate and no hot function, so every change rebuilds and restarts
+    /// the host.
     pub fn restart_mode(&self) -> bool {
-        self.roles.logic.is_empty()
+        self.roles.logic.is_empty() && self.roles.hot.is_empty()
+    }
+
+    /// The hot crates of `package` (its binary, if it is the host, and its library).
+    pub fn hot_crates_of<'a>(&'a self, package: &'a str) -> impl Iterator<Item = &'a HotCrate> {
+        self.roles.hot.iter().filter(move |h| h.package == package)
     }
 
     /// The package whose directory holds `path` (the innermost one for nested packages).

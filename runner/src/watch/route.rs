@@ -8,7 +8,8 @@ use std::path::Path;
 pub enum Route {
     /// Nothing that affects a build (docs, files outside every package).
     Ignore,
-    /// Only logic sources: rebuild those crates and swap them into the running host.
+    /// Only sources of logic crates or hot crates (these packages): rebuild them and swap them
+    /// into the running host.
     Swap(Vec<String>),
     /// Host or shared sources: rebuild and restart the host.
     Restart,
@@ -52,6 +53,10 @@ pub fn route_path(model: &WatchModel, path: &Path) -> Route {
         None => Route::Ignore,
         Some(pkg) => match pkg.role {
             Role::Logic => Route::Swap(vec![pkg.name.clone()]),
+            // A crate with hot functions is patched into the running host.
+            Role::Host | Role::Shared if model.hot_crates_of(&pkg.name).next().is_some() => {
+                Route::Swap(vec![pkg.name.clone()])
+            }
             Role::Host | Role::Shared => Route::Restart,
             Role::Deps => Route::Rebuild,
         },
@@ -104,6 +109,7 @@ mod tests {
                 host_has_dynamic: true,
                 logic: vec![("systems".into(), "systems".into())],
                 logic_with_dynamic: vec![],
+                hot: vec![],
                 packages: vec![
                     pkg("game", "/w", Role::Host),
                     pkg("systems", "/w/systems", Role::Logic),

@@ -17,14 +17,16 @@ use super::route::{Route, merge, route_batch};
 use crate::cargo::{BuildDiagnostic, BuildHandle, BuildOutcome};
 use crate::host::HostProcess;
 use crate::reload::{HostEvent, Outcome, ReloadServer, SaveOutcome};
+use crate::roles::HotKind;
 use crate::rustc_shim::fastpath::{self, FastOutcome, Invocation};
+use crate::rustc_shim::patch;
 use crate::signals::{Signals, Stop};
 use crate::toolchain::Toolchain;
 use anyhow::Context;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -541,6 +543,21 @@ impl Session {
         // Put each library where cargo would (hosts that watch the file, like hot-lib-reloader,
         // look there); the paths stay the same.
         let mut made = success.then(|| state.last.clone()).flatten();
+        if !self.model.roles.hot.is_empty() {
+            // Patches are loaded from where rustc wrote them (the host copies each one first).
+            // Kept in the last build: a host that has not called a hot function yet (so has not
+            // connected) gets them when it does.
+            if let Some(made) = made.as_mut() {
+                for (lib, outcome) in &results {
+                    if let Some(artifact) = &outcome.artifact {
+                        made.libs.retain(|(l, _)| l != lib);
+                        made.libs.push((lib.clone(), artifact.clone()));
+                    }
+                }
+                state.last = Some(made.clone());
+            }
+            return Some(made.map(|made| (build, made)));
+        }
         for (lib, outcome) in &results {
             let slot = made
                 .as_ref()
@@ -693,10 +710,19 @@ impl Session {
         path: BuildPath,
         show_progress: bool,
     ) -> anyhow::Result<InFlight> {
+        let mut pending = pending;
         let plan = match path {
             BuildPath::FastIfPossible => self.fast_plan(&pending),
             BuildPath::Cargo => None,
         };
+        if plan.is_none()
+            && !self.model.roles.hot.is_empty()
+            && matches!(pending.route, Route::Swap(_))
+        {
+            // Hot functions are patched from rustc's recorded runs only; whatever cargo builds
+            // (a new file, an invocation not recorded yet) is a new executable: restart.
+            pending.route = Route::Restart;
+        }
         if let Some(plan) = plan {
             tracing::debug!(route = ?pending.route, "build started (rustc directly)");
             self.emit(WatchEvent::BuildStarted { fast: true });
@@ -741,6 +767,9 @@ impl Session {
             return None;
         }
         let dir = super::build::capture_dir(&self.model, &self.build);
+        if !self.model.roles.hot.is_empty() {
+            return self.patch_plan(pending, &dir);
+        }
         let mut plan = Vec::new();
         let mut covered = BTreeSet::new();
         for (_, lib) in &self.model.roles.logic {
@@ -761,6 +790,46 @@ impl Session {
             if !touched.is_empty() {
                 covered.extend(touched.into_iter().cloned());
                 plan.push((lib.clone(), invocation));
+            }
+        }
+        (covered.len() == pending.paths.len() && !plan.is_empty()).then_some(plan)
+    }
+
+    /// The patches that rebuild exactly the changed files, if every changed file is a source (per
+    /// rustc's dep-info) of a hot crate whose invocation was recorded.
+    fn patch_plan(&self, pending: &Pending, records: &Path) -> Option<Vec<(String, Invocation)>> {
+        let Route::Swap(packages) = &pending.route else {
+            return None;
+        };
+        let patches = super::build::patch_dir(&self.model, &self.build);
+        if let Err(e) = patch::prepare_dir(&patches) {
+            tracing::debug!("cannot prepare {}: {e}", patches.display());
+            return None;
+        }
+        let tune = if self.build.plain_rustc {
+            None
+        } else {
+            std::env::current_exe().ok()
+        };
+        let mut plan = Vec::new();
+        let mut covered = BTreeSet::new();
+        for hot in packages.iter().flat_map(|p| self.model.hot_crates_of(p)) {
+            let key = fastpath::hot_key(&hot.crate_name, hot.kind == HotKind::Bin);
+            let recorded = fastpath::load(records, &key)?;
+            if recorded.tuning == self.build.plain_rustc {
+                return None;
+            }
+            let sources: BTreeSet<PathBuf> = fastpath::sources(&recorded)?.into_iter().collect();
+            let touched: Vec<&PathBuf> = pending
+                .paths
+                .iter()
+                .filter(|p| sources.contains(*p))
+                .collect();
+            if !touched.is_empty() {
+                covered.extend(touched.into_iter().cloned());
+                let (invocation, _) =
+                    patch::invocation(&recorded, hot.kind, &patches, tune.as_deref());
+                plan.push((hot.crate_name.clone(), invocation));
             }
         }
         (covered.len() == pending.paths.len() && !plan.is_empty()).then_some(plan)
