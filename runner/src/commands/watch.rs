@@ -119,6 +119,17 @@ pub fn run(args: &WatchArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             crate::heavy::picks(&model.workspace_root.join("Cargo.toml"), &model.roles.host)
         };
         reporter(WatchEvent::RestartMode { heavy });
+    } else if model.roles.logic.is_empty() {
+        let crates = model
+            .roles
+            .hot
+            .iter()
+            .map(|h| match h.kind {
+                crate::roles::HotKind::Bin => format!("{} (binary)", h.crate_name),
+                crate::roles::HotKind::Lib => format!("{} (library)", h.crate_name),
+            })
+            .collect();
+        reporter(WatchEvent::HotMode { crates });
     }
     let session = session::Session {
         model,
@@ -174,6 +185,11 @@ fn render(event: WatchEvent, quiet: bool) {
                 ui::note(line);
             }
         }
+        WatchEvent::HotMode { crates } => ui::note(format!(
+            "hot functions in place: an edit of {} is patched into the running program and takes \
+             effect at the next call of a #[dylib_dev::hot] function; other edits restart it",
+            crates.join(", ")
+        )),
         WatchEvent::BuildFailed {
             diagnostics,
             output,
@@ -298,11 +314,33 @@ fn render(event: WatchEvent, quiet: bool) {
                 ),
             );
         }
-        WatchEvent::OldVersionsMapped { lib, limit_bytes } => ui::note(format!(
+        WatchEvent::OldVersionsMapped {
+            lib,
+            limit_bytes,
+            hot: true,
+        } => ui::note(format!(
+            "old patches of {lib} stay mapped (closures, strings and callsites they made may still be in use); the program is restarted past {} of them",
+            mib(limit_bytes)
+        )),
+        WatchEvent::OldVersionsMapped {
+            lib, limit_bytes, ..
+        } => ui::note(format!(
             "old versions of {lib} stay mapped: threads, hooks or values they left behind may still use their code; the host is restarted past {} of them (a host whose logic is self-contained can unload them: `Builder::unload_old_versions(true)`)",
             mib(limit_bytes)
         )),
-        WatchEvent::ReloadsOnItsOwn { lib, build } => {
+        WatchEvent::ReloadsOnItsOwn {
+            lib,
+            build: Some(b),
+            hot: true,
+        } => status(
+            "Rebuilt",
+            format!(
+                "{lib} in {}{}; the program gets it at its first call of a hot function",
+                ms(b.duration),
+                build_suffix(&b)
+            ),
+        ),
+        WatchEvent::ReloadsOnItsOwn { lib, build, .. } => {
             let what = match build {
                 Some(b) => format!("{lib} in {}{}", ms(b.duration), build_suffix(&b)),
                 None => format!("{lib}'s newest build"),
@@ -538,6 +576,10 @@ fn state_json(state: &StateHandOff) -> Value {
 /// The object of one event (without `time_ms`).
 fn event_json(event: WatchEvent) -> Value {
     match event {
+        WatchEvent::HotMode { crates } => json!({
+            "reason": "hot-mode",
+            "crates": crates,
+        }),
         WatchEvent::RestartMode { heavy } => json!({
             "reason": "restart-mode",
             "heavy": heavy
@@ -672,15 +714,21 @@ fn event_json(event: WatchEvent) -> Value {
             "lingering": lingering,
             "lingering_bytes": lingering_bytes,
         }),
-        WatchEvent::OldVersionsMapped { lib, limit_bytes } => json!({
+        WatchEvent::OldVersionsMapped {
+            lib,
+            limit_bytes,
+            hot,
+        } => json!({
             "reason": "old-versions-mapped",
             "lib": lib,
             "limit_bytes": limit_bytes,
+            "hot": hot,
         }),
-        WatchEvent::ReloadsOnItsOwn { lib, build } => json!({
+        WatchEvent::ReloadsOnItsOwn { lib, build, hot } => json!({
             "reason": "reloads-on-its-own",
             "lib": lib,
             "build": build.as_ref().map(build_json),
+            "hot": hot,
         }),
         WatchEvent::SwapRefused {
             lib,

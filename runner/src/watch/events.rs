@@ -150,6 +150,12 @@ pub enum WatchEvent {
         /// Dependencies worth wrapping.
         heavy: Vec<(String, u64)>,
     },
+    /// Said once at the start when the project has `#[dylib_dev::hot]` functions and no logic
+    /// crate: edits of these crates are patched into the running host.
+    HotMode {
+        /// The hot crates (`app (binary)`, `game (library)`).
+        crates: Vec<String>,
+    },
     /// A build started: rustc directly (`fast`) or cargo.
     BuildStarted {
         /// The fast path.
@@ -246,6 +252,8 @@ pub enum WatchEvent {
         lib: String,
         /// The restart threshold.
         limit_bytes: u64,
+        /// The library is a hot crate's patch (never unloaded).
+        hot: bool,
     },
     /// A library was rebuilt for a host that is not connected: it reloads the file on its own,
     /// or gets it when it opens the library.
@@ -254,6 +262,9 @@ pub enum WatchEvent {
         lib: String,
         /// The build; `None` when catching up on an earlier one.
         build: Option<BuildInfo>,
+        /// The library is a hot crate's patch: the host has not called a hot function of it yet
+        /// and gets the patch when it does.
+        hot: bool,
     },
     /// The host refused a reload; it restarts.
     SwapRefused {

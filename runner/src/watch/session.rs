@@ -950,6 +950,7 @@ impl Session {
                 self.emit(WatchEvent::ReloadsOnItsOwn {
                     lib: lib.clone(),
                     build,
+                    hot: !self.model.roles.hot.is_empty(),
                 });
                 continue;
             }
@@ -997,6 +998,7 @@ impl Session {
                             self.emit(WatchEvent::OldVersionsMapped {
                                 lib: lib.clone(),
                                 limit_bytes: LINGERING_LIMIT,
+                                hot: !self.model.roles.hot.is_empty(),
                             });
                         }
                     }
