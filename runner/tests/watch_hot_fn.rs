@@ -106,6 +106,19 @@ fn hot_functions_and_their_helpers_swap_in_the_same_process_and_refusals_restart
     let (_, line) = watch.wait_out(out_at, CHANGE, |l| l.contains(" helper-b "));
     assert_eq!(pid_and_frames(&line).0, pid, "{line}");
 
+    // `main` itself: no hot function reaches it, so a patch would change nothing; it restarts.
+    let (out_at, err_at) = (watch.out_len(), watch.err_len());
+    edit(dir, "from_millis(100)", "from_millis(90)");
+    let (_, restarted) = watch.wait_err(err_at, CHANGE, |l| l.contains("Restarted"));
+    assert!(
+        restarted.contains("`fn main` changed, which no #[dylib_dev::hot] function reaches"),
+        "{restarted}"
+    );
+    let (_, line) = watch.wait_out(out_at, START, |l| {
+        l.starts_with("frame-v2 ") && pid_and_frames(l).0 != pid
+    });
+    let pid = pid_and_frames(&line).0;
+
     // A field added to the type the hot function takes: refused, restarted, state handed over.
     let (out_at, err_at) = (watch.out_len(), watch.err_len());
     let (_, before) = watch.wait_out(out_at, CHANGE, |l| l.starts_with("frame-v2 "));
@@ -130,18 +143,23 @@ fn hot_functions_and_their_helpers_swap_in_the_same_process_and_refusals_restart
     );
     watch.wait_err(err_at, CHANGE, |l| l.contains("Restarted"));
 
-    // A changed signature: refused, restarted.
+    // A changed signature (`main` prints either result, so only the hot function changes):
+    // refused, restarted.
     let (out_at, err_at) = (watch.out_len(), watch.err_len());
     edit(
         dir,
-        "fn frame(state: &mut State) -> String {\n    state.frames += 1;",
-        "fn frame(state: &mut State, step: u64) -> String {\n    state.frames += step;",
+        "fn frame(state: &mut State) -> String {",
+        "fn frame(state: &mut State) -> Box<str> {",
     );
-    edit(dir, "frame(&mut s)", "frame(&mut s, 1)");
+    edit(
+        dir,
+        "helper(state.frames))\n}",
+        "helper(state.frames)).into()\n}",
+    );
     let (_, refused) = watch.wait_err(err_at, CHANGE, |l| {
         l.contains("signature of `hot_single::frame` changed")
     });
-    assert!(refused.contains("u64"), "{refused}");
+    assert!(refused.contains("Box<str>"), "{refused}");
     let (_, line) = watch.wait_out(out_at, START, |l| {
         l.starts_with("frame-v2 ") && pid_and_frames(l).0 != new_pid
     });

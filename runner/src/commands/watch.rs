@@ -560,6 +560,7 @@ fn cause_name(cause: &RestartCause) -> &'static str {
         RestartCause::SwapRefused => "swap-refused",
         RestartCause::SwapFailed => "swap-failed",
         RestartCause::OldVersionsKept { .. } => "old-versions-kept",
+        RestartCause::Unreached { .. } => "unreached",
     }
 }
 
@@ -687,6 +688,9 @@ fn event_json(event: WatchEvent) -> Value {
             });
             match cause {
                 Some(RestartCause::Stuck { call }) => merge(&mut value, json!({ "call": call })),
+                Some(RestartCause::Unreached { items }) => {
+                    merge(&mut value, json!({ "items": items }))
+                }
                 Some(RestartCause::OldVersionsKept { lib, count, bytes }) => merge(
                     &mut value,
                     json!({ "lib": lib, "count": count, "bytes": bytes }),
@@ -864,6 +868,14 @@ fn cause_text(cause: &RestartCause) -> String {
         RestartCause::Stuck { call } => format!("`{call}` was stuck"),
         RestartCause::SwapRefused => "swap refused".to_string(),
         RestartCause::SwapFailed => "swap failed".to_string(),
+        RestartCause::Unreached { items } => format!(
+            "{} changed, which no #[dylib_dev::hot] function reaches",
+            items
+                .iter()
+                .map(|i| format!("`{i}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         RestartCause::OldVersionsKept { lib, count, bytes } => {
             format!(
                 "{count} old versions of {lib} were kept mapped ({})",

@@ -86,6 +86,12 @@ pub enum RestartCause {
     SwapRefused,
     /// The reload failed (the host did not answer, disconnected, or the task failed).
     SwapFailed,
+    /// An edit of a hot crate changed code no hot function reaches (`fn main`): a patch would not
+    /// run it.
+    Unreached {
+        /// What changed, as `fn main`, `const TITLE`.
+        items: Vec<String>,
+    },
     /// Too much memory of old versions stayed mapped.
     OldVersionsKept {
         /// The library.

@@ -3,5 +3,6 @@ pub mod build;
 pub mod events;
 pub mod fs;
 pub mod model;
+pub mod reach;
 pub mod route;
 pub mod session;

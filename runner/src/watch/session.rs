@@ -24,7 +24,7 @@ use crate::signals::{Signals, Stop};
 use crate::toolchain::Toolchain;
 use anyhow::Context;
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -109,6 +109,8 @@ struct InFlight {
     pending: Pending,
     /// Stops cargo; the fast path's rustc runs are short and are left to finish.
     handle: Option<BuildHandle>,
+    /// The hot crates' sources as this build read them (when their invocations were recorded).
+    sources: BTreeMap<PathBuf, String>,
     task: tokio::task::JoinHandle<anyhow::Result<Built>>,
 }
 
@@ -166,6 +168,11 @@ struct State {
     restart_cause: Option<RestartCause>,
     /// Products of the last cargo build: what a fast-path rebuild updates.
     last: Option<Products>,
+    /// The hot crates' sources as the running program has them (patched or started with), for
+    /// telling edits a patch cannot apply ([`super::reach`]).
+    snapshot: BTreeMap<PathBuf, String>,
+    /// The sources the build being acted on read.
+    built_sources: BTreeMap<PathBuf, String>,
     in_flight: Option<InFlight>,
 }
 
@@ -302,6 +309,8 @@ impl Session {
             exited_pid: None,
             restart_cause: None,
             last: None,
+            snapshot: BTreeMap::new(),
+            built_sources: BTreeMap::new(),
             in_flight: None,
         };
         let inputs = Inputs {
@@ -431,6 +440,7 @@ impl Session {
         done: Result<anyhow::Result<Built>, tokio::task::JoinError>,
     ) -> anyhow::Result<Step> {
         let flight = state.in_flight.take().expect("a build was running");
+        state.built_sources = flight.sources;
         let built = done.context("build task panicked")??;
         if let Some(p) = state.pending.take() {
             // Newer edits are waiting: build them, acting for both batches at once.
@@ -642,6 +652,7 @@ impl Session {
             }
         }
         state.first = false;
+        self.take_snapshot(state);
         Ok(Step::Go)
     }
 
@@ -667,6 +678,12 @@ impl Session {
             });
             return Ok(());
         }
+        let mut p = p;
+        if let Some(items) = self.unreached(state, &p) {
+            tracing::debug!(?items, "edits no hot function reaches: restarting");
+            p.route = Route::Restart;
+            state.restart_cause = Some(RestartCause::Unreached { items });
+        }
         let path = if state.host.is_some() && state.last.is_some() {
             BuildPath::FastIfPossible
         } else {
@@ -674,6 +691,73 @@ impl Session {
         };
         state.in_flight = Some(self.start_build(p, path, false)?);
         Ok(())
+    }
+
+    /// The changed items of hot crates that no hot function reaches, if a patch is planned and
+    /// there are any.
+    fn unreached(&self, state: &State, pending: &Pending) -> Option<Vec<String>> {
+        let Route::Swap(packages) = &pending.route else {
+            return None;
+        };
+        if self.model.roles.hot.is_empty() || state.snapshot.is_empty() {
+            return None;
+        }
+        let changed: Vec<(String, String)> = pending
+            .paths
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    state.snapshot.get(p)?.clone(),
+                    std::fs::read_to_string(p).ok()?,
+                ))
+            })
+            .collect();
+        let records = super::build::capture_dir(&self.model, &self.build);
+        let sources: Vec<String> = packages
+            .iter()
+            .flat_map(|p| self.model.hot_crates_of(p))
+            .flat_map(|hot| self.hot_sources(&records, hot))
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect();
+        let items = super::reach::unreached(&changed, &sources);
+        (!items.is_empty()).then_some(items)
+    }
+
+    /// The Rust sources of `hot`'s last recorded build.
+    fn hot_sources(&self, records: &Path, hot: &crate::roles::HotCrate) -> Vec<PathBuf> {
+        let key = fastpath::hot_key(&hot.crate_name, hot.kind == HotKind::Bin);
+        fastpath::load(records, &key)
+            .and_then(|r| fastpath::sources(&r))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .collect()
+    }
+
+    /// Every hot crate's sources, as they are now on disk (none before their first build).
+    fn read_hot_sources(&self) -> BTreeMap<PathBuf, String> {
+        let records = super::build::capture_dir(&self.model, &self.build);
+        self.model
+            .roles
+            .hot
+            .iter()
+            .flat_map(|hot| self.hot_sources(&records, hot))
+            .filter_map(|p| Some((p.clone(), std::fs::read_to_string(&p).ok()?)))
+            .collect()
+    }
+
+    /// Remembers the hot crates' sources as the program now runs them: as the build read them,
+    /// or (the first build, which recorded where they are) as they are now.
+    fn take_snapshot(&self, state: &mut State) {
+        if self.model.roles.hot.is_empty() {
+            return;
+        }
+        let built = std::mem::take(&mut state.built_sources);
+        state.snapshot = if built.is_empty() {
+            self.read_hot_sources()
+        } else {
+            built
+        };
     }
 
     /// Loads the model, host package and toolchain afresh (a manifest, lock file or toolchain
@@ -711,6 +795,8 @@ impl Session {
         show_progress: bool,
     ) -> anyhow::Result<InFlight> {
         let mut pending = pending;
+        // Read before the build reads them: an edit saved while it runs is the next build's.
+        let sources = self.read_hot_sources();
         let plan = match path {
             BuildPath::FastIfPossible => self.fast_plan(&pending),
             BuildPath::Cargo => None,
@@ -740,6 +826,7 @@ impl Session {
                 pending,
                 handle: None,
                 task,
+                sources,
             });
         }
         tracing::debug!(route = ?pending.route, "build started");
@@ -754,6 +841,7 @@ impl Session {
             pending,
             handle: Some(handle),
             task,
+            sources,
         })
     }
 
