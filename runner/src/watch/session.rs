@@ -987,6 +987,17 @@ impl Session {
             .await;
         match verdict {
             SwapVerdict::Swapped => {}
+            SwapVerdict::Restart(restart) if !self.model.roles.hot.is_empty() => {
+                // The last cargo build's executable predates the patch: cargo builds the edits
+                // in, then the host restarts.
+                state.restart_cause = Some(restart.cause);
+                state.pending = Some(Pending {
+                    route: Route::Restart,
+                    since: Instant::now(),
+                    paths: BTreeSet::new(),
+                });
+                state.quiet_at = Some(tokio::time::Instant::now());
+            }
             SwapVerdict::Restart(restart) => {
                 self.restart_for_swap(state, restart, last).await?;
             }
