@@ -215,3 +215,86 @@ fn a_hot_function_of_a_workspace_library_swaps_in_the_same_process() {
     assert!(later > ticks, "{ticks} then {later}");
     watch.wait_err(err_at, CHANGE, |l| l.contains("Swapped game"));
 }
+
+/// Two threads call a hot function nonstop and check every result while patches swap it (as
+/// Bevy's executor runs systems on several threads): a swap is one pointer store, so each call
+/// runs one version from start to end.
+#[test]
+fn swaps_under_calls_from_two_threads_never_tear_a_call() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"hot-threads\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\n{}\n[workspace]\n",
+            runtime_dependency("")
+        ),
+    )
+    .unwrap();
+    let main = r#"use std::sync::atomic::{AtomicU64, Ordering};
+
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// `x * K`, where each version has its own K; the marker names it.
+#[dylib_dev::hot]
+fn scaled(x: u64) -> (u64, u64) {
+    const K: u64 = 1;
+    (x * K, K)
+}
+
+fn main() {
+    for _ in 0..2 {
+        std::thread::spawn(|| {
+            let mut x = 1u64;
+            loop {
+                let (y, k) = scaled(x);
+                if y != x * k {
+                    println!("torn call: {x} -> {y} with K {k}");
+                    std::process::exit(1);
+                }
+                x = x % 1_000_000 + 1;
+                CALLS.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        println!("K {} pid {} calls {}", scaled(1).1, std::process::id(), CALLS.load(Ordering::Relaxed));
+    }
+}
+"#;
+    std::fs::write(dir.join("src/main.rs"), main).unwrap();
+    let watch = Watch::start_in(dir, &[]);
+    let (_, line) = watch.wait_out(0, START, |l| l.starts_with("K 1 "));
+    let pid = line.split_whitespace().nth(3).unwrap().to_string();
+    let calls = |l: &str| -> u64 { l.split_whitespace().nth(5).unwrap().parse().unwrap() };
+    let mut last_calls = calls(&line);
+    for k in 2..=11u64 {
+        let out_at = watch.out_len();
+        let file = dir.join("src/main.rs");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            text.replace(&format!("K: u64 = {};", k - 1), &format!("K: u64 = {k};")),
+        )
+        .unwrap();
+        let (_, line) = watch.wait_out(out_at, CHANGE, |l| {
+            l.starts_with(&format!("K {k} ")) || l.starts_with("torn")
+        });
+        assert!(!line.starts_with("torn"), "{line}");
+        assert!(
+            line.contains(&format!("pid {pid} ")),
+            "the same process: {line}"
+        );
+        let now = calls(&line);
+        assert!(
+            now > last_calls,
+            "the threads kept calling: {last_calls} then {now}"
+        );
+        last_calls = now;
+    }
+    let out = watch.out_since(0).join("\n");
+    assert!(!out.contains("torn call"), "{out}");
+}
