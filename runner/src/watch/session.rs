@@ -1077,6 +1077,7 @@ impl Session {
                             self.emit(WatchEvent::OldVersionsMapped {
                                 lib: lib.clone(),
                                 limit_bytes: LINGERING_LIMIT,
+                                patches: self.model.roles.hot.iter().any(|h| &h.crate_name == lib),
                             });
                         }
                     }
