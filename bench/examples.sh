@@ -34,11 +34,14 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/dylib-dev-$example.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cp -R "$repo/examples/$example/." "$work"
 rm -rf "$work/target"
-# The examples name the runtime by a path into the repository.
+# The examples name the runtime by a path into the repository: from a member's manifest
+# (polars-repl's host) or from the root package's (bevy-game).
 for manifest in "$work"/*/Cargo.toml; do
   content=$(<"$manifest")
   printf '%s\n' "${content//..\/..\/..\/runner\/runtime/$repo/runner/runtime}" >"$manifest"
 done
+content=$(<"$work/Cargo.toml")
+printf '%s\n' "${content//\"..\/..\/runner\/runtime\"/\"$repo/runner/runtime\"}" >"$work/Cargo.toml"
 cd "$work"
 printf 'example: %s (a copy in %s), target dir: %s\n' "$example" "$work" "$CARGO_TARGET_DIR" >&2
 printf 'machine: %s cores, %s, load %s\n' "$(nproc)" "$(rustc -V)" "$(cut -d' ' -f1-3 /proc/loadavg)" >&2

@@ -505,7 +505,17 @@ mod tests {
                     .unwrap()
                     .parse()
                     .unwrap_or_else(|e| panic!("{}/{path}: {e}", template.name));
-                let Some(dep) = doc.get("dependencies").and_then(|d| d.get(RUNTIME_PACKAGE)) else {
+                // Under its own name, or renamed (`dylib_dev = { package = "dylib-dev-runtime", .. }`).
+                let Some(dep) = doc
+                    .get("dependencies")
+                    .and_then(|d| d.as_table_like())
+                    .and_then(|d| {
+                        d.iter().find_map(|(key, dep)| {
+                            let package = dep.get("package").and_then(|p| p.as_str());
+                            (package.unwrap_or(key) == RUNTIME_PACKAGE).then_some(dep)
+                        })
+                    })
+                else {
                     continue;
                 };
                 let dir = Path::new(path).parent().unwrap();

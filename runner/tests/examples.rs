@@ -108,11 +108,9 @@ fn polars_repl_reruns_the_edited_analysis_on_the_data_in_memory() {
     assert!(!log.contains("Restarted"), "no restart:\n{log}");
 }
 
-/// The Bevy game keeps its world across a swap: the logic's new constant is in effect in the same
-/// process, the frame counter (a resource) keeps counting and the balls (entities) are still there.
-#[test]
-fn bevy_game_swaps_systems_and_keeps_entities_and_resources() {
-    let _serial = serial();
+/// `dylib-dev watch -F bevy-game/window -- --headless --report-ms 100` on a fresh copy of the
+/// Bevy example; the watcher and the game's pid, once the game prints its status line.
+fn bevy_game() -> (Fixture, Watch, u64) {
     let fx = Fixture::copy_example("bevy-game");
     let started = Instant::now();
     let features = bevy_features("bevy-game");
@@ -124,50 +122,163 @@ fn bevy_game_swaps_systems_and_keeps_entities_and_resources() {
     );
     let (_, hello) = watch.wait_out(0, COLD_START, |l| l.starts_with("bevy-game: pid"));
     let pid = number_after(&hello, "pid ");
-    // Wait until some balls are in play.
-    let (at, before) = watch.wait_out(0, CHANGE, |l| {
-        l.contains("gravity=-500") && l.contains("balls=") && number_after(l, "balls=") >= 3
-    });
+    watch.wait_out(0, CHANGE, |l| l.starts_with("bouncing "));
     eprintln!(
         "first build and run: {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    let frame = number_after(&before, "frame=");
-    let balls = number_after(&before, "balls=");
+    (fx, watch, pid)
+}
 
-    let edited = Instant::now();
-    fx.replace(
-        "logic/src/lib.rs",
-        "const GRAVITY: f32 = -500.0;",
-        "const GRAVITY: f32 = -120.0;",
-    );
-    let (reload, _) = watch.wait_out(at, CHANGE, |l| l.starts_with("logic reloaded: version 1"));
-    let (_, after) = watch.wait_out(reload, CHANGE, |l| l.contains("gravity=-120"));
-    eprintln!("edit to new behaviour: {} ms", edited.elapsed().as_millis());
-    assert!(
-        number_after(&after, "frame=") > frame,
-        "the frame counter kept counting: {before} -> {after}"
-    );
-    assert!(
-        number_after(&after, "balls=") >= balls,
-        "the balls are still there: {before} -> {after}"
-    );
+/// One game process all along: one hello, no restart, no panic, no failed system.
+fn assert_one_game(watch: &Watch, pid: u64) {
     let hellos = watch
         .out_since(0)
         .iter()
         .filter(|l| l.starts_with("bevy-game: pid"))
         .count();
-    assert_eq!(hellos, 1, "one host process (pid {pid}) all along");
+    assert_eq!(hellos, 1, "one game process (pid {pid}) all along");
+    let log = watch.err_since(0).join("\n");
+    assert!(!log.contains("Restarted"), "no restart:\n{log}");
+    for complaint in ["panicked", "system failed", "refused reload"] {
+        assert!(!log.contains(complaint), "no `{complaint}`:\n{log}");
+    }
+}
+
+/// The Bevy game is an ordinary single-crate app whose systems are `#[dylib_dev::hot]`: an edited
+/// system constant is in effect in the same process; the frame counter (a resource), the balls
+/// (entities) and a system's `Local` counter go on; and balls spawned by the patched system (its
+/// `Ball`, `Position`, ... are the binary's types: same `TypeId`s) are found by the `Query`s of
+/// the systems the game registered at start, and by the patched ones.
+#[test]
+fn bevy_game_swaps_systems_and_keeps_entities_and_resources() {
+    let _serial = serial();
+    let (fx, watch, pid) = bevy_game();
+    // Wait until every ball is in play.
+    let (at, before) = watch.wait_out(0, CHANGE, |l| {
+        l.contains("gravity=-500") && number_after(l, "balls=") == 12
+    });
+    let frame = number_after(&before, "frame=");
+    let reports = number_after(&before, "reports=");
+
+    let edited = Instant::now();
+    fx.replace(
+        "src/main.rs",
+        "const GRAVITY: f32 = -500.0;",
+        "const GRAVITY: f32 = -120.0;",
+    );
+    let (at, after) = watch.wait_out(at, CHANGE, |l| l.contains("gravity=-120"));
+    eprintln!("edit to new behaviour: {} ms", edited.elapsed().as_millis());
+    assert!(
+        number_after(&after, "frame=") > frame,
+        "the frame counter kept counting: {before} -> {after}"
+    );
+    assert_eq!(
+        number_after(&after, "balls="),
+        12,
+        "the balls are still there: {before} -> {after}"
+    );
+    assert!(
+        number_after(&after, "reports=") > reports,
+        "`report`'s `Local` counter kept counting: {before} -> {after}"
+    );
     watch.wait_err(0, CHANGE, |l| {
         l.contains("Swapped") && l.contains("reload 1")
     });
+
+    // The patched `spawn_balls` spawns `Ball`s again; `report` (registered at start, now patched)
+    // counts them with its `Query<(&Ball, &Position)>`.
+    fx.replace(
+        "src/main.rs",
+        "const MAX_BALLS: usize = 12;",
+        "const MAX_BALLS: usize = 14;",
+    );
+    let (_, more) = watch.wait_out(at, CHANGE, |l| number_after(l, "balls=") == 14);
+    assert!(
+        more.contains("gravity=-120"),
+        "the first edit still holds: {more}"
+    );
     let log = watch.err_since(0).join("\n");
-    assert!(!log.contains("Restarted"), "no restart:\n{log}");
-    let host_lines = watch.out_since(0).join("\n");
-    assert!(!host_lines.contains("panicked"), "no panic:\n{host_lines}");
-    for complaint in ["the logic registered", "system failed"] {
-        assert!(!log.contains(complaint), "no `{complaint}`:\n{log}");
+    assert!(
+        log.contains("spawned ball #13"),
+        "the patched system's `info!` shows:\n{log}"
+    );
+    watch.wait_err(0, CHANGE, |l| {
+        l.contains("Swapped") && l.contains("reload 2")
+    });
+    assert_one_game(&watch, pid);
+}
+
+/// `info!` in a hot system, its message edited 20 times: every version's line shows, in the same
+/// process (each patch registers its own tracing callsites; no patch is ever unloaded, so the
+/// callsites of the old ones stay valid).
+#[test]
+fn bevy_game_logs_with_info_across_20_swaps() {
+    let _serial = serial();
+    let (fx, watch, pid) = bevy_game();
+    let anchor = "    *reports += 1;\n";
+    fx.replace(
+        "src/main.rs",
+        anchor,
+        &format!("{anchor}    info!(\"probe-0 at frame {{}}\", stats.frame);\n"),
+    );
+    let mut at = 0;
+    for i in 0..20 {
+        if i > 0 {
+            fx.replace(
+                "src/main.rs",
+                &format!("\"probe-{} at", i - 1),
+                &format!("\"probe-{i} at"),
+            );
+        }
+        at = watch
+            .wait_err(at, CHANGE, |l| l.contains(&format!("probe-{i} at frame")))
+            .0;
     }
+    watch.wait_err(0, CHANGE, |l| {
+        l.contains("Swapped") && l.contains("reload 20")
+    });
+    // The game still runs after the last swap.
+    let seen = watch.out_len();
+    watch.wait_out(seen, CHANGE, |l| l.starts_with("bouncing "));
+    assert_one_game(&watch, pid);
+}
+
+/// A field added to a component a hot system takes changes its layout under the running game:
+/// the patch is refused, naming the type, and the game restarts with the new code.
+#[test]
+fn bevy_game_restarts_when_a_component_a_system_takes_gains_a_field() {
+    let _serial = serial();
+    let (fx, watch, pid) = bevy_game();
+    let hello_at = watch.out_len();
+    // One write: the field and its initial value.
+    let source = fx
+        .read("src/main.rs")
+        .replacen(
+            "    id: u32,\n}",
+            "    id: u32,\n    /// Walls hit.\n    hits: u32,\n}",
+            1,
+        )
+        .replacen(
+            "            id: stats.spawned,\n",
+            "            id: stats.spawned,\n            hits: 0,\n",
+            1,
+        );
+    assert!(
+        source.contains("hits: 0,"),
+        "the example changed: update this test"
+    );
+    fx.write("src/main.rs", &source);
+    let (_, refused) = watch.wait_err(0, CHANGE, |l| l.contains("refused reload"));
+    assert!(
+        refused.contains("the layout of `Ball`") && refused.contains("restarting"),
+        "the refusal names the type: {refused}"
+    );
+    let (_, hello) = watch.wait_out(hello_at, CHANGE, |l| l.starts_with("bevy-game: pid"));
+    assert_ne!(number_after(&hello, "pid "), pid, "a new game process");
+    watch.wait_err(0, CHANGE, |l| l.contains("Restarted"));
+    let seen = watch.out_len();
+    watch.wait_out(seen, CHANGE, |l| l.starts_with("bouncing "));
 }
 
 /// `dylib-dev new --template <template> <name>` in a temp dir outside the repository; the project.
@@ -191,10 +302,12 @@ fn render(template: &str, name: &str) -> (Fixture, std::path::PathBuf) {
 }
 
 /// A rendered heavy template builds in dynamic mode under `watch` (polars or bevy from the deps
-/// dylib `new` generated), prints `marker`, and an edit of it in the logic is swapped in.
+/// dylib `new` generated), prints `marker`, and an edit of it in `file` (polars: the logic
+/// library; bevy: a hot system of the binary) is swapped in.
 fn template_swaps(
     template: &str,
     name: &str,
+    file: &str,
     watch_args: &[&str],
     host_args: &[&str],
     marker: &str,
@@ -215,7 +328,7 @@ fn template_swaps(
         "{template} template, first build and run: {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    let lib = project.join("logic/src/lib.rs");
+    let lib = project.join(file);
     let source = std::fs::read_to_string(&lib).unwrap();
     assert_eq!(
         source.matches(marker).count(),
@@ -241,6 +354,7 @@ fn polars_template_renders_builds_and_swaps() {
     template_swaps(
         "polars",
         "tpl-trips",
+        "logic/src/lib.rs",
         &[],
         &["--rows", "100000"],
         "revenue by pickup zone",
@@ -253,6 +367,7 @@ fn bevy_template_renders_builds_and_swaps() {
     template_swaps(
         "bevy",
         "tpl-game",
+        "src/main.rs",
         &[&features[0], &features[1]],
         &["--headless", "--report-ms", "100"],
         "bouncing",
@@ -319,8 +434,8 @@ fn templates_have_the_examples_sources() {
     };
     let root = common::repo_root();
     assert_eq!(
-        window(root.join("templates/bevy/host/Cargo.toml")),
-        window(root.join("examples/bevy-game/host/Cargo.toml")),
-        "templates/bevy/host/Cargo.toml's `window` feature differs from examples/bevy-game's"
+        window(root.join("templates/bevy/Cargo.toml")),
+        window(root.join("examples/bevy-game/Cargo.toml")),
+        "templates/bevy/Cargo.toml's `window` feature differs from examples/bevy-game's"
     );
 }

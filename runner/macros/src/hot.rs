@@ -114,24 +114,24 @@ pub fn expand(attr: TokenStream, item: ItemFn) -> syn::Result<TokenStream> {
     // The same type with every named lifetime `'static`, nameable in a static: its `type_name`
     // (aliases and paths resolved) is what the runtime compares, not the tokens.
     let signature = erase_lifetimes(fn_ptr.clone());
-    // What the arguments and the result are or point to (`&mut State` -> `State`): their size and
-    // alignment must not change under a running host.
-    let types = arg_types
-        .iter()
-        .copied()
-        .chain(result)
-        .filter_map(referent)
-        .map(|t| {
-            let t = erase_lifetimes(quote!(#t));
-            let shown = t.to_string();
-            quote! {
-                #runtime::__hot::TypeSize {
-                    name: #shown,
-                    size: ::core::mem::size_of::<#t>(),
-                    align: ::core::mem::align_of::<#t>(),
-                }
+    // What the arguments and the result are or point to (`&mut State` -> `State`), and the types
+    // they are made of (`ResMut<Stats>` -> `Stats` too): their size and alignment must not change
+    // under a running host.
+    let mut shapes = Vec::new();
+    for t in arg_types.iter().copied().chain(result) {
+        layout_types(t, &mut shapes);
+    }
+    let types = shapes.into_iter().map(|t| {
+        let t = erase_lifetimes(quote!(#t));
+        let shown = t.to_string();
+        quote! {
+            #runtime::__hot::TypeSize {
+                name: #shown,
+                size: ::core::mem::size_of::<#t>(),
+                align: ::core::mem::align_of::<#t>(),
             }
-        });
+        }
+    });
     let call = quote! {
         let __hot_fn: #fn_ptr = unsafe { ::core::mem::transmute::<*mut (), #fn_ptr>(#slot.load()) };
         #unsafety { __hot_fn(#(#arg_names),*) }
@@ -231,6 +231,43 @@ fn referent(t: &Type) -> Option<&Type> {
     }
 }
 
+/// The types whose size and alignment a hot function depends on, for an argument or result `t`
+/// (appended to `out`, each once): its [`referent`], and the types in that one's generic arguments,
+/// tuple elements and array element, recursively. A wrapper's own size rarely says anything
+/// (`ResMut<Stats>` is two pointers whatever `Stats` holds), so `ResMut<Stats>` gives itself and
+/// `Stats`, `Query<(&Ball, &mut Position), With<Ball>>` gives the query, the tuple, `Ball`,
+/// `Position` and `With<Ball>`.
+fn layout_types<'a>(t: &'a Type, out: &mut Vec<&'a Type>) {
+    let Some(t) = referent(t) else {
+        return;
+    };
+    let shown = |t: &Type| quote!(#t).to_string();
+    if out.iter().any(|o| shown(o) == shown(t)) {
+        return;
+    }
+    out.push(t);
+    match t {
+        Type::Path(p) if p.qself.is_none() => {
+            for segment in &p.path.segments {
+                if let syn::PathArguments::AngleBracketed(args) = &segment.arguments {
+                    for arg in &args.args {
+                        if let syn::GenericArgument::Type(inner) = arg {
+                            layout_types(inner, out);
+                        }
+                    }
+                }
+            }
+        }
+        Type::Tuple(tuple) => {
+            for inner in &tuple.elems {
+                layout_types(inner, out);
+            }
+        }
+        Type::Array(array) => layout_types(&array.elem, out),
+        _ => {}
+    }
+}
+
 /// Every named lifetime in `tokens` as `'static`, so the type can be named in a static.
 fn erase_lifetimes(tokens: TokenStream) -> TokenStream {
     use proc_macro2::{Group, Punct, Spacing, TokenTree};
@@ -269,4 +306,51 @@ fn has_impl_trait(t: &Type) -> bool {
     let mut f = Finder(false);
     syn::visit::Visit::visit_type(&mut f, t);
     f.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shapes(ty: &str) -> Vec<String> {
+        let t: Type = syn::parse_str(ty).unwrap();
+        let mut out = Vec::new();
+        layout_types(&t, &mut out);
+        out.iter().map(|t| quote!(#t).to_string()).collect()
+    }
+
+    #[test]
+    fn wrappers_give_the_types_they_hold() {
+        assert_eq!(shapes("&mut State"), ["State"]);
+        assert_eq!(shapes("ResMut<Stats>"), ["ResMut < Stats >", "Stats"]);
+        assert_eq!(
+            shapes("Query<(&Ball, &mut Position), With<Ball>>"),
+            [
+                "Query < (& Ball , & mut Position) , With < Ball > >",
+                "(& Ball , & mut Position)",
+                "Ball",
+                "Position",
+                "With < Ball >"
+            ]
+        );
+        assert_eq!(
+            shapes("Local<'a, [u64; 4]>"),
+            ["Local < 'a , [u64 ; 4] >", "[u64 ; 4]", "u64"]
+        );
+        assert_eq!(
+            shapes("Query<(), With<Ball>>"),
+            ["Query < () , With < Ball > >", "With < Ball >", "Ball"]
+        );
+    }
+
+    #[test]
+    fn unsized_and_opaque_types_are_left_out() {
+        assert_eq!(shapes("&str"), Vec::<String>::new());
+        assert_eq!(shapes("Box<dyn Fn()>"), ["Box < dyn Fn () >"]);
+        assert_eq!(
+            shapes("Option<&std::path::Path>"),
+            ["Option < & std :: path :: Path >"]
+        );
+        assert_eq!(shapes("<T as Tr>::Out"), ["< T as Tr > :: Out"]);
+    }
 }

@@ -317,17 +317,8 @@ fn render(event: WatchEvent, quiet: bool) {
         WatchEvent::OldVersionsMapped {
             lib,
             limit_bytes,
-            hot: true,
-        } => ui::note(format!(
-            "old patches of {lib} stay mapped (closures, strings and callsites they made may still be in use); the program is restarted past {} of them",
-            mib(limit_bytes)
-        )),
-        WatchEvent::OldVersionsMapped {
-            lib, limit_bytes, ..
-        } => ui::note(format!(
-            "old versions of {lib} stay mapped: threads, hooks or values they left behind may still use their code; the host is restarted past {} of them (a host whose logic is self-contained can unload them: `Builder::unload_old_versions(true)`)",
-            mib(limit_bytes)
-        )),
+            patches,
+        } => ui::note(old_versions_note(&lib, limit_bytes, patches)),
         WatchEvent::ReloadsOnItsOwn {
             lib,
             build: Some(b),
@@ -721,12 +712,12 @@ fn event_json(event: WatchEvent) -> Value {
         WatchEvent::OldVersionsMapped {
             lib,
             limit_bytes,
-            hot,
+            patches,
         } => json!({
             "reason": "old-versions-mapped",
             "lib": lib,
             "limit_bytes": limit_bytes,
-            "hot": hot,
+            "patches": patches,
         }),
         WatchEvent::ReloadsOnItsOwn { lib, build, hot } => json!({
             "reason": "reloads-on-its-own",
@@ -912,6 +903,22 @@ fn state_text(state: &StateHandOff) -> String {
     }
 }
 
+/// The note said once when a host first keeps an old version mapped: a logic library's can be
+/// unloaded if the host opts in; a hot crate's patches never are.
+fn old_versions_note(lib: &str, limit_bytes: u64, patches: bool) -> String {
+    if patches {
+        format!(
+            "old patches of {lib} stay mapped (the runtime never unloads one: values and callsites they made may still point into them); the host is restarted past {} of them",
+            mib(limit_bytes)
+        )
+    } else {
+        format!(
+            "old versions of {lib} stay mapped: threads, hooks or values they left behind may still use their code; the host is restarted past {} of them (a host whose logic is self-contained can unload them: `Builder::unload_old_versions(true)`)",
+            mib(limit_bytes)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1009,6 +1016,28 @@ mod tests {
         );
         assert_eq!(location_json("somewhere")["file"], "somewhere");
         assert_eq!(location_json("somewhere")["line"], Value::Null);
+    }
+
+    #[test]
+    fn old_patches_are_not_offered_unloading() {
+        let patches = old_versions_note("bevy_game", 256 << 20, true);
+        assert!(
+            patches.starts_with("old patches of bevy_game stay mapped"),
+            "{patches}"
+        );
+        assert!(!patches.contains("unload_old_versions"), "{patches}");
+        let logic = old_versions_note("logic", 256 << 20, false);
+        assert!(
+            logic.contains("`Builder::unload_old_versions(true)`"),
+            "{logic}"
+        );
+        let json = event_json(WatchEvent::OldVersionsMapped {
+            lib: "bevy_game".into(),
+            limit_bytes: 1,
+            patches: true,
+        });
+        assert_eq!(json["reason"], "old-versions-mapped");
+        assert_eq!(json["patches"], true);
     }
 
     #[test]

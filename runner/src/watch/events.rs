@@ -258,8 +258,9 @@ pub enum WatchEvent {
         lib: String,
         /// The restart threshold.
         limit_bytes: u64,
-        /// The library is a hot crate's patch (never unloaded).
-        hot: bool,
+        /// `lib` is a crate with `#[dylib_dev::hot]` functions: its versions are patches, which
+        /// the runtime never unloads.
+        patches: bool,
     },
     /// A library was rebuilt for a host that is not connected: it reloads the file on its own,
     /// or gets it when it opens the library.

@@ -92,6 +92,9 @@ enum Built {
     Cargo(BuildOutcome),
     /// rustc ran directly for these logic libraries (the fast path).
     Fast(Vec<(String, FastOutcome)>),
+    /// The hot crates' patches were built once from the host's own sources, to fill their
+    /// incremental caches: nothing to swap.
+    Warm,
 }
 
 /// How a build may run.
@@ -441,13 +444,34 @@ impl Session {
     ) -> anyhow::Result<Step> {
         let flight = state.in_flight.take().expect("a build was running");
         state.built_sources = flight.sources;
-        let built = done.context("build task panicked")??;
+        let built = match done.context("build task panicked")? {
+            Ok(built) => built,
+            // A warm-up that could not run changes nothing: the first edit builds from scratch.
+            Err(e) if flight.pending.route == Route::Ignore => {
+                tracing::debug!("warming the patch cache failed: {e:#}");
+                Built::Warm
+            }
+            Err(e) => return Err(e),
+        };
+        if matches!(built, Built::Warm) {
+            // Edits that came meanwhile wait in `pending` and now build incrementally.
+            tracing::debug!("patch cache warm");
+            if state.pending.is_none()
+                && let Some(made) = state.last.clone()
+                && let Some(stop) = self.catch_up(state, made).await?
+            {
+                return Ok(Step::Stop(stop));
+            }
+            return Ok(Step::Go);
+        }
         if let Some(p) = state.pending.take() {
             // Newer edits are waiting: build them, acting for both batches at once.
             state.pending = Some(flight.pending.merge(p));
             return Ok(Step::Go);
         }
         let made = match built {
+            // Returned above already.
+            Built::Warm => return Ok(Step::Go),
             Built::Cargo(outcome) => self.finish_cargo(state, outcome),
             Built::Fast(results) => match self.finish_fast(state, results) {
                 Some(made) => made,
@@ -653,7 +677,64 @@ impl Session {
         }
         state.first = false;
         self.take_snapshot(state);
+        if matches!(build.by, BuiltBy::Cargo)
+            && state.host.is_some()
+            && state.pending.is_none()
+            && state.in_flight.is_none()
+        {
+            state.in_flight = self.start_warm_up();
+        }
         Ok(Step::Go)
+    }
+
+    /// After cargo built a new host executable: builds its binary crate's patch once from the
+    /// same sources, in the background, so the first edit's patch is an incremental build (a
+    /// patch has its own incremental directory, and a Bevy game's crate takes many seconds to
+    /// build from scratch). Edits made meanwhile wait for it. `None` when nothing is hot.
+    fn start_warm_up(&self) -> Option<InFlight> {
+        if self.model.roles.hot.is_empty() || !self.build.fast_path {
+            return None;
+        }
+        let records = super::build::capture_dir(&self.model, &self.build);
+        let patches = super::build::patch_dir(&self.model, &self.build);
+        patch::prepare_dir(&patches).ok()?;
+        let tune = if self.build.plain_rustc {
+            None
+        } else {
+            std::env::current_exe().ok()
+        };
+        let plan: Vec<Invocation> = self
+            .model
+            .roles
+            .hot
+            .iter()
+            .filter(|hot| hot.kind == HotKind::Bin)
+            .filter_map(|hot| {
+                let recorded = fastpath::load(&records, &fastpath::hot_key(&hot.crate_name, true))?;
+                (recorded.tuning != self.build.plain_rustc)
+                    .then(|| patch::invocation(&recorded, hot.kind, &patches, tune.as_deref()).0)
+            })
+            .collect();
+        if plan.is_empty() {
+            return None;
+        }
+        tracing::debug!(crates = plan.len(), "warming the patch cache");
+        let task = tokio::task::spawn_blocking(move || {
+            for invocation in &plan {
+                fastpath::rebuild(invocation).context("failed to run rustc")?;
+            }
+            Ok(Built::Warm)
+        });
+        Some(InFlight {
+            pending: Pending {
+                route: Route::Ignore,
+                since: Instant::now(),
+                paths: BTreeSet::new(),
+            },
+            handle: None,
+            task,
+            sources: BTreeMap::new(),
+        })
     }
 
     /// Starts the pending build once no build runs and the debounce ran out; a batch that asks
@@ -1097,7 +1178,7 @@ impl Session {
                             self.emit(WatchEvent::OldVersionsMapped {
                                 lib: lib.clone(),
                                 limit_bytes: LINGERING_LIMIT,
-                                hot: !self.model.roles.hot.is_empty(),
+                                patches: self.model.roles.hot.iter().any(|h| &h.crate_name == lib),
                             });
                         }
                     }
