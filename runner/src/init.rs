@@ -31,7 +31,7 @@ pub mod scan;
 mod undo;
 
 pub use crate::journal::INIT_RECORD_FILE;
-pub use guidance::guidance;
+pub use guidance::{guidance, hot_guidance};
 pub use places::Places;
 pub use report::{Event, InitError, InitFailed};
 pub use undo::{DeinitError, Deinited, deinit};
@@ -52,6 +52,8 @@ pub struct InitRequest {
     pub crates: Vec<String>,
     /// Without crates: wrap a dependency whose crate graph has at least this much source (KiB).
     pub min_source_kib: u64,
+    /// The split layout (a logic crate next to the host) instead of the in-place route.
+    pub split: bool,
 }
 
 /// What an `init` did.
@@ -74,7 +76,7 @@ pub fn init(
 ) -> Result<Initialized, InitFailed> {
     let places = Places::of(light);
     let bin = plan::host_bin(light.package())?;
-    plan::refuse_if_set_up(light, &places)?;
+    plan::refuse_if_set_up(light, &places, request.split)?;
     let host = Manifest::read(&places.host_manifest)?;
     for name in &request.crates {
         wrap::find_dependency(&host.doc, name, &places.package, &host.path)?;
@@ -98,7 +100,11 @@ pub fn init(
     }
     let names = result?;
     let main_rs = std::fs::read_to_string(&bin).unwrap_or_default();
-    let guidance = guidance(&places, &bin, &main_rs, &names);
+    let guidance = if request.split {
+        guidance(&places, &bin, &main_rs, &names)
+    } else {
+        guidance::hot_guidance(&places, &bin, &main_rs)
+    };
     Ok(Initialized {
         places,
         wrapped: names,
@@ -135,7 +141,7 @@ fn init_resolved(
         let wrap_plan = wrap::plan(project, host.clone(), &names, lockfile_before.is_some())?;
         fsutil::check_writable(wrap_plan.changed_files(), "init")?;
     }
-    let (generated, touched) = plan::plan(project, places, host, &names)?;
+    let (generated, touched) = plan::plan(project, places, host, &names, request.split)?;
     fsutil::check_writable(
         touched
             .iter()
@@ -147,7 +153,7 @@ fn init_resolved(
     let mut record = InitRecord {
         format: InitRecord::FORMAT,
         package: places.package.clone(),
-        logic_crate: places.logic_crate.clone(),
+        logic_crate: request.split.then(|| places.logic_crate.clone()),
         wrapped: !deps_before && !names.is_empty(),
         lockfile_before: lockfile_before.clone(),
         lockfile_after: None,
@@ -167,15 +173,19 @@ fn init_resolved(
             })
             .collect(),
     };
-    std::fs::create_dir_all(&places.logic_dir)
-        .map_err(crate::fsutil::file_error("create", &places.logic_dir))?;
-    record.save(&places.record)?;
+    let (record_dir, record_path) = if request.split {
+        (&places.logic_dir, &places.record)
+    } else {
+        (&places.runtime_dir, &places.runtime_record)
+    };
+    std::fs::create_dir_all(record_dir).map_err(crate::fsutil::file_error("create", record_dir))?;
+    record.save(record_path)?;
     let selector = Selector::package_at(places.host_manifest.clone(), places.package.clone());
-    let applied = plan::apply(places, &mut record, &generated, &touched).and_then(|()| {
+    let applied = plan::apply(record_path, &mut record, &generated, &touched).and_then(|()| {
         if names.is_empty() {
             return Ok(());
         }
-        // The project has a logic crate now: `wrap` links it to the deps dylib too.
+        // With `--split` the project has a logic crate now: `wrap` links it to the deps dylib too.
         let light = Project::load(&selector, false)?;
         let request = WrapRequest {
             selector: selector.clone(),
@@ -210,7 +220,7 @@ fn init_resolved(
                 events(Event::Warning(warning));
             }
         }
-        let _ = undo::undo(places, &record);
+        let _ = undo::undo(places, &record, record_path);
         undo::restore_lockfile(places, &lockfile_before, events);
         return Err(err);
     }
@@ -222,6 +232,6 @@ fn init_resolved(
         ));
     }
     record.lockfile_after = dylib_dev_runtime::hash_file(&places.lockfile).ok();
-    record.save(&places.record)?;
+    record.save(record_path)?;
     Ok(names)
 }

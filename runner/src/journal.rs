@@ -170,8 +170,10 @@ pub struct InitRecord {
     pub format: u32,
     /// The package that became the host.
     pub package: String,
-    /// The logic crate `init` created.
-    pub logic_crate: String,
+    /// The logic crate `init --split` created; `None` for the in-place route (no logic crate).
+    /// Records from before the in-place route always name one.
+    #[serde(default)]
+    pub logic_crate: Option<String>,
     /// Whether `init` wrapped the dependencies (there was no deps crate before): `deinit` unwraps.
     pub wrapped: bool,
     /// `Cargo.lock` before `init` (`None`: there was none).
