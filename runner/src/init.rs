@@ -1,20 +1,25 @@
 //! `dylib-dev init`: turns an existing binary package into a dylib-dev project without losing
 //! anything; `dylib-dev deinit` undoes it, byte for byte for every file nobody edited since.
 //!
+//! `init` has two routes. In place (the default) the host's functions become hot where they are,
+//! with `#[dylib_dev::hot]`; `--split` is the split layout, a logic crate next to the host.
 //! `init`, once nothing it could refuse is left:
 //!
-//! 1. journals what it is about to change in `<package>-logic/init-record.json` (the original
-//!    bytes of each file it modifies, the files it creates, `Cargo.lock` as it was);
-//! 2. creates the logic crate `<package>-logic` (a `cdylib`, where `wrap` puts `<package>-deps`,
-//!    depending on the crates it wraps) and the runtime copy `dylib-dev-runtime/` at the
-//!    workspace root ([`crate::templates`]; a dependency, excluded from the workspace);
-//! 3. adds the runtime to the host's dependencies, the logic crate to the workspace members and
+//! 1. journals what it is about to change in `init-record.json` (the original bytes of each file it
+//!    modifies, the files it creates, `Cargo.lock` as it was): in place in the runtime copy
+//!    `dylib-dev-runtime/`, with `--split` in the logic crate `<package>-logic/`;
+//! 2. creates the runtime copy `dylib-dev-runtime/` at the workspace root ([`crate::templates`]; a
+//!    dependency, excluded from the workspace), and with `--split` the logic crate (a `cdylib`,
+//!    where `wrap` puts `<package>-deps`, depending on the crates it wraps);
+//! 3. adds the runtime to the host's dependencies (in place as `dylib_dev`, for
+//!    `#[dylib_dev::hot]`); with `--split` also the logic crate to the workspace members and
 //!    `[workspace.metadata.dylib-dev]` (host, logic);
 //! 4. wraps the heavy dependencies with [`crate::wrap`] (the crates named, or those `--auto`
-//!    picks), which also links the logic crate to the deps dylib; that part is in wrap's own
-//!    unwrap record;
-//! 5. prints what is left for the user: moving functions into the logic crate and declaring them
-//!    in `hot_module!` (see [`scan`]). It never moves code.
+//!    picks), which also links the logic crate (if any) to the deps dylib; that part is in wrap's
+//!    own unwrap record;
+//! 5. prints what is left for the user (see [`scan`]): in place, which functions of `main.rs` can
+//!    take `#[dylib_dev::hot]`; with `--split`, moving functions into the logic crate and
+//!    declaring them in `hot_module!`. It never edits code.
 //!
 //! `deinit` runs `unwrap` when `init` did the wrapping (a wrap from before `init` stays), then
 //! restores each modified file: from the journal when it still holds what `init` wrote, otherwise
