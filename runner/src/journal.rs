@@ -311,3 +311,22 @@ pub fn restore(
         Restored::KeptUserEdits
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_records_from_before_the_in_place_route_still_read() {
+        let old = r#"{"format":1,"package":"ticker","logic_crate":"ticker-logic","wrapped":false,
+            "lockfile_before":null,"lockfile_after":null,"generated":[],"touched":[]}"#;
+        let record: InitRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(record.logic_crate.as_deref(), Some("ticker-logic"));
+        let in_place = InitRecord {
+            logic_crate: None,
+            ..record
+        };
+        let text = serde_json::to_string(&in_place).unwrap();
+        assert_eq!(serde_json::from_str::<InitRecord>(&text).unwrap(), in_place);
+    }
+}
