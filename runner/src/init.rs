@@ -1,20 +1,25 @@
 //! `dylib-dev init`: turns an existing binary package into a dylib-dev project without losing
 //! anything; `dylib-dev deinit` undoes it, byte for byte for every file nobody edited since.
 //!
+//! `init` has two routes. In place (the default) the host's functions become hot where they are,
+//! with `#[dylib_dev::hot]`; `--split` is the split layout, a logic crate next to the host.
 //! `init`, once nothing it could refuse is left:
 //!
-//! 1. journals what it is about to change in `<package>-logic/init-record.json` (the original
-//!    bytes of each file it modifies, the files it creates, `Cargo.lock` as it was);
-//! 2. creates the logic crate `<package>-logic` (a `cdylib`, where `wrap` puts `<package>-deps`,
-//!    depending on the crates it wraps) and the runtime copy `dylib-dev-runtime/` at the
-//!    workspace root ([`crate::templates`]; a dependency, excluded from the workspace);
-//! 3. adds the runtime to the host's dependencies, the logic crate to the workspace members and
+//! 1. journals what it is about to change in `init-record.json` (the original bytes of each file it
+//!    modifies, the files it creates, `Cargo.lock` as it was): in place in the runtime copy
+//!    `dylib-dev-runtime/`, with `--split` in the logic crate `<package>-logic/`;
+//! 2. creates the runtime copy `dylib-dev-runtime/` at the workspace root ([`crate::templates`]; a
+//!    dependency, excluded from the workspace), and with `--split` the logic crate (a `cdylib`,
+//!    where `wrap` puts `<package>-deps`, depending on the crates it wraps);
+//! 3. adds the runtime to the host's dependencies (in place as `dylib_dev`, for
+//!    `#[dylib_dev::hot]`); with `--split` also the logic crate to the workspace members and
 //!    `[workspace.metadata.dylib-dev]` (host, logic);
 //! 4. wraps the heavy dependencies with [`crate::wrap`] (the crates named, or those `--auto`
-//!    picks), which also links the logic crate to the deps dylib; that part is in wrap's own
-//!    unwrap record;
-//! 5. prints what is left for the user: moving functions into the logic crate and declaring them
-//!    in `hot_module!` (see [`scan`]). It never moves code.
+//!    picks), which also links the logic crate (if any) to the deps dylib; that part is in wrap's
+//!    own unwrap record;
+//! 5. prints what is left for the user (see [`scan`]): in place, which functions of `main.rs` can
+//!    take `#[dylib_dev::hot]`; with `--split`, moving functions into the logic crate and
+//!    declaring them in `hot_module!`. It never edits code.
 //!
 //! `deinit` runs `unwrap` when `init` did the wrapping (a wrap from before `init` stays), then
 //! restores each modified file: from the journal when it still holds what `init` wrote, otherwise
@@ -31,7 +36,7 @@ pub mod scan;
 mod undo;
 
 pub use crate::journal::INIT_RECORD_FILE;
-pub use guidance::guidance;
+pub use guidance::{guidance, hot_guidance};
 pub use places::Places;
 pub use report::{Event, InitError, InitFailed};
 pub use undo::{DeinitError, Deinited, deinit};
@@ -52,6 +57,8 @@ pub struct InitRequest {
     pub crates: Vec<String>,
     /// Without crates: wrap a dependency whose crate graph has at least this much source (KiB).
     pub min_source_kib: u64,
+    /// The split layout (a logic crate next to the host) instead of the in-place route.
+    pub split: bool,
 }
 
 /// What an `init` did.
@@ -74,7 +81,7 @@ pub fn init(
 ) -> Result<Initialized, InitFailed> {
     let places = Places::of(light);
     let bin = plan::host_bin(light.package())?;
-    plan::refuse_if_set_up(light, &places)?;
+    plan::refuse_if_set_up(light, &places, request.split)?;
     let host = Manifest::read(&places.host_manifest)?;
     for name in &request.crates {
         wrap::find_dependency(&host.doc, name, &places.package, &host.path)?;
@@ -98,7 +105,11 @@ pub fn init(
     }
     let names = result?;
     let main_rs = std::fs::read_to_string(&bin).unwrap_or_default();
-    let guidance = guidance(&places, &bin, &main_rs, &names);
+    let guidance = if request.split {
+        guidance(&places, &bin, &main_rs, &names)
+    } else {
+        guidance::hot_guidance(&places, &bin, &main_rs)
+    };
     Ok(Initialized {
         places,
         wrapped: names,
@@ -135,7 +146,7 @@ fn init_resolved(
         let wrap_plan = wrap::plan(project, host.clone(), &names, lockfile_before.is_some())?;
         fsutil::check_writable(wrap_plan.changed_files(), "init")?;
     }
-    let (generated, touched) = plan::plan(project, places, host, &names)?;
+    let (generated, touched) = plan::plan(project, places, host, &names, request.split)?;
     fsutil::check_writable(
         touched
             .iter()
@@ -147,7 +158,7 @@ fn init_resolved(
     let mut record = InitRecord {
         format: InitRecord::FORMAT,
         package: places.package.clone(),
-        logic_crate: places.logic_crate.clone(),
+        logic_crate: request.split.then(|| places.logic_crate.clone()),
         wrapped: !deps_before && !names.is_empty(),
         lockfile_before: lockfile_before.clone(),
         lockfile_after: None,
@@ -167,15 +178,19 @@ fn init_resolved(
             })
             .collect(),
     };
-    std::fs::create_dir_all(&places.logic_dir)
-        .map_err(crate::fsutil::file_error("create", &places.logic_dir))?;
-    record.save(&places.record)?;
+    let (record_dir, record_path) = if request.split {
+        (&places.logic_dir, &places.record)
+    } else {
+        (&places.runtime_dir, &places.runtime_record)
+    };
+    std::fs::create_dir_all(record_dir).map_err(crate::fsutil::file_error("create", record_dir))?;
+    record.save(record_path)?;
     let selector = Selector::package_at(places.host_manifest.clone(), places.package.clone());
-    let applied = plan::apply(places, &mut record, &generated, &touched).and_then(|()| {
+    let applied = plan::apply(record_path, &mut record, &generated, &touched).and_then(|()| {
         if names.is_empty() {
             return Ok(());
         }
-        // The project has a logic crate now: `wrap` links it to the deps dylib too.
+        // With `--split` the project has a logic crate now: `wrap` links it to the deps dylib too.
         let light = Project::load(&selector, false)?;
         let request = WrapRequest {
             selector: selector.clone(),
@@ -210,7 +225,7 @@ fn init_resolved(
                 events(Event::Warning(warning));
             }
         }
-        let _ = undo::undo(places, &record);
+        let _ = undo::undo(places, &record, record_path);
         undo::restore_lockfile(places, &lockfile_before, events);
         return Err(err);
     }
@@ -222,6 +237,6 @@ fn init_resolved(
         ));
     }
     record.lockfile_after = dylib_dev_runtime::hash_file(&places.lockfile).ok();
-    record.save(&places.record)?;
+    record.save(record_path)?;
     Ok(names)
 }

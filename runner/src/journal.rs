@@ -170,8 +170,10 @@ pub struct InitRecord {
     pub format: u32,
     /// The package that became the host.
     pub package: String,
-    /// The logic crate `init` created.
-    pub logic_crate: String,
+    /// The logic crate `init --split` created; `None` for the in-place route (no logic crate).
+    /// Records from before the in-place route always name one.
+    #[serde(default)]
+    pub logic_crate: Option<String>,
     /// Whether `init` wrapped the dependencies (there was no deps crate before): `deinit` unwraps.
     pub wrapped: bool,
     /// `Cargo.lock` before `init` (`None`: there was none).
@@ -308,4 +310,23 @@ pub fn restore(
     } else {
         Restored::KeptUserEdits
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_records_from_before_the_in_place_route_still_read() {
+        let old = r#"{"format":1,"package":"ticker","logic_crate":"ticker-logic","wrapped":false,
+            "lockfile_before":null,"lockfile_after":null,"generated":[],"touched":[]}"#;
+        let record: InitRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(record.logic_crate.as_deref(), Some("ticker-logic"));
+        let in_place = InitRecord {
+            logic_crate: None,
+            ..record
+        };
+        let text = serde_json::to_string(&in_place).unwrap();
+        assert_eq!(serde_json::from_str::<InitRecord>(&text).unwrap(), in_place);
+    }
 }

@@ -430,7 +430,7 @@ fn init_during_a_wrap_waits_and_both_land() {
     one_while_the_other_is_writing(
         &fx,
         &["wrap", "-p", "a", "itoa"],
-        &["init", "-p", "b", "itoa"],
+        &["init", "--split", "-p", "b", "itoa"],
     );
     let root = fx.read("Cargo.toml");
     assert!(wrapped(&fx, "a") && wrapped(&fx, "b"), "{root}");

@@ -1,6 +1,9 @@
-//! End-to-end tests of `dylib-dev init` / `deinit` on temp copies of the `ticker` fixture (a plain
-//! binary package with itoa + serde_json): the layout it writes, a build and a live swap after the
-//! move `init` asks for, and the undo.
+//! End-to-end tests of `dylib-dev init` / `deinit`. The in-place route (the default) on a project
+//! `cargo init` made: the `dylib_dev` dependency and nothing else, a build with a
+//! `#[dylib_dev::hot]` function, a patch in the running process, the undo. The split route
+//! (`init --split`) on temp copies of the `ticker` fixture (a plain binary package with itoa +
+//! serde_json): the layout it writes, a build and a live swap after the move `init` asks for, and
+//! the undo.
 mod common;
 
 use common::watch::{CHANGE, START, Watch, serial};
@@ -64,7 +67,7 @@ fn init_then_build_swap_and_deinit_restores_every_byte() {
     let before = fx.tree();
 
     let t = Instant::now();
-    let out = run(&fx, &["init", "itoa", "serde_json"]);
+    let out = run(&fx, &["init", "--split", "itoa", "serde_json"]);
     eprintln!("init: {} ms", t.elapsed().as_millis());
     insta::assert_snapshot!("init_messages", messages(&out));
     insta::assert_snapshot!(
@@ -133,7 +136,7 @@ fn init_then_build_swap_and_deinit_restores_every_byte() {
 fn deinit_keeps_what_the_user_changed_since() {
     let fx = Fixture::copy("ticker");
     let original = fx.read("Cargo.toml");
-    run(&fx, &["-q", "init", "itoa"]);
+    run(&fx, &["-q", "init", "--split", "itoa"]);
     // The user adds a dependency and a function of their own to the logic crate.
     fx.write(
         "Cargo.toml",
@@ -169,7 +172,7 @@ fn init_picks_heavy_dependencies_like_wrap_auto_and_deinit_restores() {
     // Without crates named: what `wrap --auto` picks (serde_json links ~2 MiB of source, itoa 18 KiB).
     let fx = Fixture::copy("ticker");
     let before = fx.tree();
-    let out = run(&fx, &["init"]);
+    let out = run(&fx, &["init", "--split"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("Wrapped serde_json into `ticker-deps`"),
@@ -187,7 +190,7 @@ fn init_picks_heavy_dependencies_like_wrap_auto_and_deinit_restores() {
     let fx = Fixture::copy("ticker");
     std::fs::remove_file(fx.join("Cargo.lock")).unwrap();
     let before = fx.tree();
-    let out = run(&fx, &["init", "--min-source-kib", "100000"]);
+    let out = run(&fx, &["init", "--split", "--min-source-kib", "100000"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("nothing was wrapped"), "{stderr}");
     assert!(!fx.join("ticker-deps").exists());
@@ -215,8 +218,9 @@ fn refusals_name_the_problem_and_write_nothing() {
 
     let fx = Fixture::copy("ticker");
     refuse(&fx, &["init", "not-a-dependency"]);
-    run(&fx, &["-q", "init", "itoa"]);
+    run(&fx, &["-q", "init", "--split", "itoa"]);
     refuse(&fx, &["init"]);
+    refuse(&fx, &["init", "--split"]);
 
     let library = Fixture::copy("ticker");
     std::fs::rename(library.join("src/main.rs"), library.join("src/lib.rs")).unwrap();
@@ -228,4 +232,138 @@ fn refusals_name_the_problem_and_write_nothing() {
     refuse(&project, &["init"]);
 
     insta::assert_snapshot!("init_refusals", shown.join("\n"));
+}
+
+/// A project as `cargo init` makes it, with a comment in its manifest (which `init` must keep) and
+/// a function worth making hot.
+fn cargo_init_project() -> Fixture {
+    let dir = tempfile::Builder::new()
+        .prefix("dylib-dev-hotinit-")
+        .tempdir()
+        .unwrap();
+    let fx = Fixture { dir };
+    let made = fx
+        .cargo()
+        .args(["init", "--vcs", "none", "--bin", "--name", "hotinit"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    fx.replace(
+        "Cargo.toml",
+        "[dependencies]",
+        "# The tuning knobs live here.\n[dependencies]",
+    );
+    fx.write(
+        "src/main.rs",
+        "fn line(n: u64) -> String {\n    format!(\"line-v1 {} {n}\", std::process::id())\n}\n\n\
+         async fn later() {}\n\n\
+         fn main() {\n    let _ = later();\n    let mut n = 0;\n    loop {\n        n += 1;\n        \
+         println!(\"{}\", line(n));\n        std::thread::sleep(std::time::Duration::from_millis(50));\n    }\n}\n",
+    );
+    fx
+}
+
+/// `line-v1 <pid> <n>` -> (pid, n).
+fn pid_and_n(line: &str) -> (u32, u64) {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    (words[1].parse().unwrap(), words[2].parse().unwrap())
+}
+
+#[test]
+fn in_place_init_adds_the_dependency_only_builds_hot_functions_and_deinit_restores_every_byte() {
+    let _serial = serial();
+    let fx = cargo_init_project();
+    let original = fx.read("Cargo.toml");
+    let main = fx.read("src/main.rs");
+    let before = fx.tree();
+
+    let out = run(&fx, &["init"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let manifest = fx.read("Cargo.toml");
+    assert!(
+        manifest.starts_with(&original),
+        "everything before is kept, formatting and comments included:\n{manifest}"
+    );
+    assert!(
+        manifest.contains(
+            "dylib_dev = { package = \"dylib-dev-runtime\", path = \"dylib-dev-runtime\""
+        ),
+        "{manifest}"
+    );
+    assert!(!manifest.contains("[workspace"), "{manifest}");
+    assert!(!fx.join("hotinit-logic").exists(), "no logic crate");
+    assert!(fx.join("dylib-dev-runtime/init-record.json").is_file());
+    assert!(fx.join("dylib-dev-runtime/macros/Cargo.toml").is_file());
+    assert!(stdout.contains("#[dylib_dev::hot]"), "{stdout}");
+    assert!(
+        stdout.contains("fn line(n: u64) -> String    <- can be hot"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("async fn later()    <- cannot be hot: an `async fn`"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("`main` itself"), "{stdout}");
+    assert!(stdout.contains("run `dylib-dev watch`"), "{stdout}");
+    let after_init = fx.tree();
+
+    // Set up already: refused either way, naming the journal, nothing written.
+    for args in [&["init"][..], &["init", "--split"]] {
+        let again = fx.dylib_dev().args(args).output().unwrap();
+        assert!(!again.status.success(), "{args:?} succeeded twice");
+        let err = String::from_utf8_lossy(&again.stderr);
+        assert!(
+            err.contains("is set up already")
+                && err.contains("dylib-dev-runtime/init-record.json")
+                && err.contains("`dylib-dev deinit` undoes `init`"),
+            "{err}"
+        );
+        assert_same_tree(&after_init, &fx.tree());
+    }
+
+    // A hot function builds with plain cargo, and `watch` patches it in the same process.
+    fx.write(
+        "src/main.rs",
+        &main.replace("fn line(", "#[dylib_dev::hot]\nfn line("),
+    );
+    let build = fx.cargo().arg("build").output().unwrap();
+    assert!(build.status.success(), "{}", text(&build));
+    let watch = Watch::start_in(fx.path(), &[]);
+    let (at, first) = watch.wait_out(0, START, |l| l.starts_with("line-v1 "));
+    let (pid, n) = pid_and_n(&first);
+    fx.replace("src/main.rs", "line-v1", "line-v2");
+    let (_, patched) = watch.wait_out(at, CHANGE, |l| l.starts_with("line-v2 "));
+    let (same, later) = pid_and_n(&patched);
+    assert_eq!(same, pid, "patched into the same process: {patched}");
+    assert!(later > n, "the loop went on: {n} then {later}");
+    drop(watch);
+
+    // The attribute taken out again (the user's part): `deinit` restores every byte.
+    fx.write("src/main.rs", &main);
+    let out = run(&fx, &["deinit"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("removed the runtime copy"), "{stderr}");
+    assert_same_tree(&before, &fx.tree());
+}
+
+#[test]
+fn in_place_init_wraps_heavy_dependencies_for_the_host_alone_and_deinit_restores() {
+    let fx = Fixture::copy("ticker");
+    let before = fx.tree();
+    let out = run(&fx, &["init", "serde_json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Wrapped serde_json into `ticker-deps`, linked by the host\n"),
+        "{stderr}"
+    );
+    assert!(!fx.join("ticker-logic").exists(), "no logic crate");
+    let manifest = fx.read("Cargo.toml");
+    assert!(
+        manifest.contains("dylib_dev = { package = \"dylib-dev-runtime\"")
+            && manifest.contains("\"dylib-dev-runtime\"]")
+            && !manifest.contains("metadata"),
+        "the runtime copy stays out of the workspace `wrap` makes:\n{manifest}"
+    );
+    run(&fx, &["deinit"]);
+    assert_same_tree(&before, &fx.tree());
 }

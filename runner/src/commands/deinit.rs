@@ -33,10 +33,12 @@ pub fn run(args: &DeinitArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     })?;
     if !quiet {
         let (places, undone) = (&done.places, &done.undone);
-        let what = if undone.left.is_empty() {
+        let what = if !undone.left.is_empty() {
+            "removed every file it created that nobody edited since".to_string()
+        } else if done.split {
             format!("removed `{}` and the runtime copy", places.logic_crate)
         } else {
-            "removed every file it created that nobody edited since".to_string()
+            "removed the runtime copy".to_string()
         };
         ui::status(
             "Undid",

@@ -19,6 +19,11 @@ pub struct InitArgs {
     /// Without CRATEs: wrap a dependency whose crate graph has at least this much Rust source (KiB).
     #[arg(long, value_name = "KIB", default_value_t = crate::heavy::DEFAULT_MIN_SOURCE_KIB)]
     pub min_source_kib: u64,
+    /// The split layout: host and logic as separate crates (a `<package>-logic` cdylib that
+    /// `watch` swaps into the running host, declared in `hot_module!`). Without it, `init` only
+    /// adds the runtime dependency, and functions become hot in place with `#[dylib_dev::hot]`.
+    #[arg(long)]
+    pub split: bool,
 }
 
 /// Runs the command: locks the workspace, sets the package up, says what is left to do.
@@ -31,6 +36,7 @@ pub fn run(args: &InitArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
         selector,
         crates: args.crates.clone(),
         min_source_kib: args.min_source_kib,
+        split: args.split,
     };
     let quiet = global.quiet;
     let done = init::init(&light, &request, &mut |event| match event {
@@ -45,16 +51,22 @@ pub fn run(args: &InitArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
     })?;
     let places = &done.places;
     if !quiet {
-        ui::status(
-            "Initialized",
+        let what = if args.split {
             format!(
                 "`{}` as the host of a dylib-dev project: logic crate `{}` in {}/, runtime copy in {}/",
                 places.package,
                 places.logic_crate,
                 places.rel(&places.logic_dir),
                 places.rel(&places.runtime_dir),
-            ),
-        );
+            )
+        } else {
+            format!(
+                "`{}` for `#[dylib_dev::hot]` functions: the dependency `dylib_dev`, runtime copy in {}/",
+                places.package,
+                places.rel(&places.runtime_dir),
+            )
+        };
+        ui::status("Initialized", what);
         if done.wrapped.is_empty() {
             ui::note(
                 "nothing was wrapped; `dylib-dev wrap <crate>...` puts heavy dependencies into one dylib later",
@@ -63,9 +75,14 @@ pub fn run(args: &InitArgs, global: &GlobalArgs) -> anyhow::Result<Outcome> {
             ui::status(
                 "Wrapped",
                 format!(
-                    "{} into `{}`, linked by the host and the logic crate",
+                    "{} into `{}`, linked by the host{}",
                     done.wrapped.join(", "),
-                    places.layout.deps_crate
+                    places.layout.deps_crate,
+                    if args.split {
+                        " and the logic crate"
+                    } else {
+                        ""
+                    }
                 ),
             );
         }

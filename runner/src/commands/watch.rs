@@ -803,7 +803,8 @@ fn restart_mode_lines(heavy: &[(String, u64)]) -> Vec<String> {
     }
     let mut lines = vec![first];
     lines.push(
-        "to swap functions into the running process instead, add a logic crate: `dylib-dev init`"
+        "to change functions in the running process instead, mark them `#[dylib_dev::hot]` \
+         (`dylib-dev init` adds the dependency)"
             .to_string(),
     );
     lines

@@ -95,3 +95,44 @@ pub fn guidance(places: &Places, bin: &Path, main_rs: &str, wrapped: &[String]) 
     ));
     out
 }
+
+/// What is left for the user after the in-place `init`: which functions of the host's binary root
+/// can take `#[dylib_dev::hot]`, why the others cannot, and what restarts instead.
+pub fn hot_guidance(places: &Places, bin: &Path, main_rs: &str) -> String {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| places.root.clone());
+    let main = relative_path(bin, &cwd).display().to_string();
+    let candidates = scan::scan(main_rs);
+    let mut out = String::new();
+    out.push_str("What is left for you (dylib-dev edits no code):\n\n");
+    out.push_str(
+        "1. Mark the functions you want to change while the program runs, in place, with\n\n       \
+         #[dylib_dev::hot]\n\n   on the line above their `fn`. ",
+    );
+    if candidates.is_empty() {
+        out.push_str(&format!(
+            "{main} has no top-level function besides `main`: first put the\n   \
+             code you iterate on into a function (e.g. `fn step(state: &mut State) -> String`)\n   \
+             and mark that.\n\n"
+        ));
+    } else {
+        out.push_str(&format!("The top-level functions of {main}:\n\n"));
+        for c in &candidates {
+            let note = match &c.hot_problem {
+                Some(problem) => format!("    <- cannot be hot: {problem}"),
+                None => "    <- can be hot".to_string(),
+            };
+            out.push_str(&format!("       {}{note}\n", c.signature));
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "2. An edit of a hot function, or of code it calls, is patched into the running process and\n   \
+         takes effect at its next call. `main` itself, and code only `main` reaches, cannot be\n   \
+         patched: an edit there rebuilds and restarts the program.\n\n",
+    );
+    out.push_str(
+        "Then run `dylib-dev watch`. `dylib-dev deinit` undoes `init` (take the attributes out\n\
+         first to get every file back as it was).\n",
+    );
+    out
+}

@@ -26,8 +26,10 @@ pub struct Places {
     pub logic_dir: PathBuf,
     /// The runtime copy.
     pub runtime_dir: PathBuf,
-    /// The journal.
+    /// The journal of `init --split`, in the logic crate.
     pub record: PathBuf,
+    /// The journal of the in-place `init`, in the runtime copy (there is no logic crate).
+    pub runtime_record: PathBuf,
     /// `Cargo.lock`.
     pub lockfile: PathBuf,
     /// The deps crate's place, from [`Layout`].
@@ -45,6 +47,7 @@ impl Places {
         Places {
             logic_lib: logic_crate.replace('-', "_"),
             record: logic_dir.join(INIT_RECORD_FILE),
+            runtime_record: root.join(RUNTIME_DIR).join(INIT_RECORD_FILE),
             runtime_dir: root.join(RUNTIME_DIR),
             lockfile: root.join("Cargo.lock"),
             root_manifest: root.join("Cargo.toml"),
@@ -56,6 +59,14 @@ impl Places {
             root,
             layout,
         }
+    }
+
+    /// The journal of an `init` done here, either route (the in-place one first), if any.
+    pub fn existing_record(&self) -> Option<&Path> {
+        [&self.runtime_record, &self.record]
+            .into_iter()
+            .find(|p| p.is_file())
+            .map(PathBuf::as_path)
     }
 
     /// `path` relative to the workspace root, `/`-separated, for manifests and the journal.

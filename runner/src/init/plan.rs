@@ -36,12 +36,12 @@ pub fn host_bin(package: &cargo_metadata::Package) -> Result<PathBuf, InitError>
         })
 }
 
-/// Refuses a project that already has what `init` would add.
-pub fn refuse_if_set_up(project: &Project, places: &Places) -> Result<(), InitFailed> {
-    if places.record.exists() {
+/// Refuses a project that already has what `init` would add (either route).
+pub fn refuse_if_set_up(project: &Project, places: &Places, split: bool) -> Result<(), InitFailed> {
+    if let Some(record) = places.existing_record() {
         return Err(InitError::AlreadyInitialized {
             package: places.package.clone(),
-            record: places.record.clone(),
+            record: record.to_path_buf(),
         }
         .into());
     }
@@ -60,28 +60,28 @@ pub fn refuse_if_set_up(project: &Project, places: &Places) -> Result<(), InitFa
         .into());
     }
     let host = Manifest::read(&places.host_manifest)?;
-    if host
-        .doc
-        .get("dependencies")
-        .and_then(|d| d.get(RUNTIME_PACKAGE))
-        .is_some()
-    {
+    if let Some(key) = runtime_dependency_key(&host.doc) {
         return Err(InitError::AlreadyConfigured {
             manifest: places.host_manifest.clone(),
-            what: format!("depends on `{RUNTIME_PACKAGE}`"),
+            what: if key == RUNTIME_PACKAGE {
+                format!("depends on `{RUNTIME_PACKAGE}`")
+            } else {
+                format!("depends on `{RUNTIME_PACKAGE}` (as `{key}`)")
+            },
         }
         .into());
     }
-    if project.member(&places.logic_crate).is_some() {
+    if split && project.member(&places.logic_crate).is_some() {
         return Err(InitError::NameTaken {
             name: places.logic_crate.clone(),
         }
         .into());
     }
-    for (dir, what) in [
-        (&places.logic_dir, "logic crate"),
-        (&places.runtime_dir, "runtime copy"),
-    ] {
+    let mut dirs = vec![(&places.runtime_dir, "runtime copy")];
+    if split {
+        dirs.insert(0, (&places.logic_dir, "logic crate"));
+    }
+    for (dir, what) in dirs {
         if dir.exists() {
             return Err(InitError::Taken {
                 path: dir.clone(),
@@ -93,13 +93,106 @@ pub fn refuse_if_set_up(project: &Project, places: &Places) -> Result<(), InitFa
     Ok(())
 }
 
+/// The key under which `[dependencies]` names the runtime (its own name, or any other name with
+/// `package = "dylib-dev-runtime"`), if it does.
+pub fn runtime_dependency_key(doc: &DocumentMut) -> Option<String> {
+    let deps = doc.get("dependencies")?.as_table_like()?;
+    deps.iter()
+        .find(|(key, item)| {
+            *key == RUNTIME_PACKAGE
+                || item
+                    .as_table_like()
+                    .and_then(|t| t.get("package"))
+                    .and_then(Item::as_str)
+                    == Some(RUNTIME_PACKAGE)
+        })
+        .map(|(key, _)| key.to_string())
+}
+
+/// The name the in-place route gives the runtime in the host: `#[dylib_dev::hot]`.
+pub const HOT_DEPENDENCY: &str = "dylib_dev";
+
 /// A file to create: (absolute path, bytes).
 pub type NewFile = (PathBuf, Vec<u8>);
 /// A file to modify: (absolute path, bytes before, bytes after).
 pub type Edit = (PathBuf, String, String);
 
-/// Every file `init` creates and modifies (before `wrap`), computed before anything is written.
+/// Every file `init` creates and modifies (before `wrap`), computed before anything is written:
+/// with `split`, the logic crate and `[workspace.metadata.dylib-dev]` too.
 pub fn plan(
+    project: &Project,
+    places: &Places,
+    host: Manifest,
+    wrapped: &[String],
+    split: bool,
+) -> Result<(Vec<NewFile>, Vec<Edit>), InitFailed> {
+    if split {
+        plan_split(project, places, host, wrapped)
+    } else {
+        plan_in_place(places, host, !wrapped.is_empty())
+    }
+}
+
+/// The in-place route: the runtime copy and the host's `dylib_dev` dependency, nothing else
+/// (the runtime copy leaves the workspace when there is one, or when `wrap` will make one).
+fn plan_in_place(
+    places: &Places,
+    mut host: Manifest,
+    wrapping: bool,
+) -> Result<(Vec<NewFile>, Vec<Edit>), InitFailed> {
+    let generated: Vec<NewFile> = templates::runtime_files()
+        .into_iter()
+        .map(|(rel, bytes)| (places.runtime_dir.join(rel), bytes))
+        .collect();
+    add_hot_dependency(&mut host.doc, places);
+    let mut touched = Vec::new();
+    let same = places.host_manifest == places.root_manifest;
+    let mut root = if same {
+        host
+    } else {
+        touched.push((
+            places.host_manifest.clone(),
+            host.original.clone(),
+            host.render(),
+        ));
+        Manifest::read(&places.root_manifest)?
+    };
+    if wrapping || root.doc.get("workspace").is_some() {
+        exclude_runtime(&mut root.doc, places);
+    }
+    if root.render() != root.original {
+        touched.insert(0, (root.path.clone(), root.original.clone(), root.render()));
+    }
+    Ok((generated, touched))
+}
+
+/// `dylib_dev = { package = "dylib-dev-runtime", path = "...", version = "=X" }` in the host's
+/// `[dependencies]`, for `#[dylib_dev::hot]`.
+fn add_hot_dependency(doc: &mut DocumentMut, places: &Places) {
+    let mut entry = InlineTable::new();
+    entry.insert("package", Value::from(RUNTIME_PACKAGE));
+    let path = relative_path(&places.runtime_dir, &places.package_dir);
+    entry.insert(
+        "path",
+        Value::from(path.to_string_lossy().replace('\\', "/")),
+    );
+    entry.insert(
+        "version",
+        Value::from(format!("={}", templates::runtime_version())),
+    );
+    let deps = manifest::table_mut(doc.as_table_mut(), "dependencies");
+    deps.insert(HOT_DEPENDENCY, toml_edit::value(entry));
+    if let Some(mut key) = deps.key_mut(HOT_DEPENDENCY) {
+        key.leaf_decor_mut().set_prefix(
+            "# Added by `dylib-dev init`: `#[dylib_dev::hot]` functions are patched into the running\n\
+             # program by `dylib-dev watch`. A copy of the runtime this dylib-dev speaks to; a later\n\
+             # release depends on it from crates.io.\n",
+        );
+    }
+}
+
+/// The split route: the logic crate, the runtime copy, `[workspace.metadata.dylib-dev]`.
+fn plan_split(
     project: &Project,
     places: &Places,
     mut host: Manifest,
@@ -167,8 +260,8 @@ fn add_runtime_dependency(doc: &mut DocumentMut, places: &Places) {
     }
 }
 
-/// The runtime copy out of the workspace, and `[workspace.metadata.dylib-dev]`.
-fn configure_workspace(doc: &mut DocumentMut, places: &Places) {
+/// The runtime copy out of the workspace (`[workspace] exclude`).
+fn exclude_runtime(doc: &mut DocumentMut, places: &Places) {
     let workspace = manifest::table_mut(doc.as_table_mut(), "workspace");
     let exclude = workspace
         .entry("exclude")
@@ -176,6 +269,12 @@ fn configure_workspace(doc: &mut DocumentMut, places: &Places) {
     if let Some(array) = exclude.as_array_mut() {
         manifest::push_formatted(array, &places.rel(&places.runtime_dir));
     }
+}
+
+/// The runtime copy out of the workspace, and `[workspace.metadata.dylib-dev]`.
+fn configure_workspace(doc: &mut DocumentMut, places: &Places) {
+    exclude_runtime(doc, places);
+    let workspace = manifest::table_mut(doc.as_table_mut(), "workspace");
     let metadata = workspace.entry("metadata").or_insert_with(|| {
         let mut t = Table::new();
         t.set_implicit(true);
@@ -239,7 +338,7 @@ fn logic_lib(places: &Places) -> String {
 
 /// Writes the planned files, journalling the hash of each created one.
 pub fn apply(
-    places: &Places,
+    record_path: &Path,
     record: &mut InitRecord,
     generated: &[NewFile],
     touched: &[Edit],
@@ -248,7 +347,7 @@ pub fn apply(
         fsutil::write_new(path, bytes).map_err(crate::fsutil::file_error("write", path))?;
         entry.hash = Some(hash(path)?);
     }
-    record.save(&places.record)?;
+    record.save(record_path)?;
     for (path, _, after) in touched {
         fsutil::write_atomic(path, after.as_bytes())
             .map_err(crate::fsutil::file_error("write", path))?;

@@ -15,6 +15,8 @@ pub struct Candidate {
     pub declaration: Option<String>,
     /// Why it cannot move as it is.
     pub problem: Option<String>,
+    /// Why it cannot take `#[dylib_dev::hot]` as it is (the in-place route).
+    pub hot_problem: Option<String>,
     /// Types of the host it uses, which must move into a crate both sides depend on.
     pub host_types: Vec<String>,
 }
@@ -32,6 +34,7 @@ pub fn scan(src: &str) -> Vec<Candidate> {
         let mut rest = rest;
         loop {
             if let Some(r) = rest.strip_prefix("const ") {
+                qualifiers.push("const");
                 rest = r;
             } else if let Some(r) = rest.strip_prefix("async ") {
                 qualifiers.push("async");
@@ -186,7 +189,8 @@ fn candidate(signature: &str, qualifiers: &[&str], types: &[String]) -> Option<C
             problem = Some(p.to_string());
         }
     };
-    if let Some(q) = qualifiers.first() {
+    let hot_problem = hot_problem(rest, qualifiers);
+    if let Some(q) = qualifiers.iter().find(|q| **q != "const") {
         set(&match *q {
             "async" => "an `async fn` cannot be called across the library boundary".to_string(),
             "unsafe" => "an `unsafe fn`: call it from a safe function and move that".to_string(),
@@ -238,7 +242,66 @@ fn candidate(signature: &str, qualifiers: &[&str], types: &[String]) -> Option<C
         declaration,
         problem,
         host_types,
+        hot_problem,
     })
+}
+
+/// Why a function (`rest`: its signature after the name) cannot take `#[dylib_dev::hot]`, which
+/// takes free functions that are not generic (lifetimes are fine), `async`, `const` or `extern`.
+fn hot_problem(rest: &str, qualifiers: &[&str]) -> Option<String> {
+    for (q, why) in [
+        (
+            "async",
+            "an `async fn`: mark a plain `fn` it is called from instead",
+        ),
+        (
+            "const",
+            "a `const fn`: drop `const` or mark a plain `fn` that calls it",
+        ),
+        (
+            "extern",
+            "it has an explicit ABI (`extern`); mark a plain Rust `fn` instead",
+        ),
+    ] {
+        if qualifiers.contains(&q) {
+            return Some(why.to_string());
+        }
+    }
+    let generic = "generic: mark a non-generic function that calls it instead";
+    if let Some(params) = rest.strip_prefix('<') {
+        let mut depth = 1;
+        let end = params.char_indices().find_map(|(i, c)| {
+            match c {
+                '<' => depth += 1,
+                '>' => depth -= 1,
+                _ => {}
+            }
+            (depth == 0).then_some(i)
+        })?;
+        if split_top(&params[..end])
+            .iter()
+            .any(|p| !p.starts_with('\''))
+        {
+            return Some(generic.to_string());
+        }
+    }
+    let close = matching_paren(rest)?;
+    if rest[close..].contains("where ") {
+        return Some(generic.to_string());
+    }
+    if rest.contains("impl ") {
+        return Some(
+            "it uses `impl Trait` (a generic function); name the type instead".to_string(),
+        );
+    }
+    if let Some(open) = rest.find('(')
+        && split_top(&rest[open + 1..close])
+            .iter()
+            .any(|p| !p.contains(':'))
+    {
+        return Some("it takes `self`: a method; mark a free function instead".to_string());
+    }
+    None
 }
 
 /// Index of the `)` closing the first `(` of `text`.
@@ -311,5 +374,35 @@ fn main() {
         assert!(found[2].problem.as_deref().unwrap().contains("generic"));
         assert!(found[3].problem.as_deref().unwrap().contains("async"));
         assert!(found[4].problem.as_deref().unwrap().contains("impl Trait"));
+        assert_eq!(found[0].hot_problem, None);
+        assert_eq!(found[1].hot_problem, None);
+        assert!(found[2].hot_problem.as_deref().unwrap().contains("generic"));
+        assert!(found[3].hot_problem.as_deref().unwrap().contains("async"));
+        assert!(
+            found[4]
+                .hot_problem
+                .as_deref()
+                .unwrap()
+                .contains("impl Trait")
+        );
+    }
+
+    #[test]
+    fn hot_route_takes_lifetimes_and_unsafe_but_not_const_or_extern() {
+        let src = [
+            "fn a<'x>(s: &'x str) -> &'x str { s }",
+            "unsafe fn b(p: *const u8) -> u8 { unsafe { *p } }",
+            "const fn c() -> u8 { 1 }",
+            "extern \"C\" fn d() {}",
+            "fn e<T>(t: T) -> T where T: Copy { t }",
+        ]
+        .join("\n");
+        let found = scan(&src);
+        let hot: Vec<Option<&str>> = found.iter().map(|c| c.hot_problem.as_deref()).collect();
+        assert_eq!(hot[0], None);
+        assert_eq!(hot[1], None);
+        assert!(hot[2].unwrap().contains("const"));
+        assert!(hot[3].unwrap().contains("extern"));
+        assert!(hot[4].unwrap().contains("generic"));
     }
 }

@@ -1,5 +1,6 @@
 //! `deinit`: `init` undone, through the journal's one restore ([`crate::journal::restore`]).
 use super::places::Places;
+use super::plan::HOT_DEPENDENCY;
 use super::report::{Event, InitError};
 use crate::fsutil;
 use crate::journal::{self, InitRecord, Record, RecordError, Restore, Restored};
@@ -49,6 +50,8 @@ pub struct Deinited {
     pub undone: Undone,
     /// `init` created `Cargo.lock`, but it changed since, so it stays.
     pub kept_lock: bool,
+    /// It was an `init --split` (a logic crate), not the in-place route.
+    pub split: bool,
 }
 
 /// Undoes the `init` of the project's package (the caller holds the workspace lock); `events`
@@ -58,13 +61,23 @@ pub fn deinit(
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<Deinited, DeinitError> {
     let places = Places::of(project);
-    let Some(record) = InitRecord::load(&places.record)? else {
+    // The in-place route journals in the runtime copy, `--split` (and every `init` before the
+    // in-place route existed) in the logic crate.
+    let Some(record_path) = places.existing_record().map(Path::to_path_buf) else {
         return Err(InitError::NotInitialized {
             package: places.package.clone(),
-            record: places.record.clone(),
+            record: places.runtime_record.clone(),
         }
         .into());
     };
+    let Some(record) = InitRecord::load(&record_path)? else {
+        return Err(InitError::NotInitialized {
+            package: places.package.clone(),
+            record: record_path,
+        }
+        .into());
+    };
+    let split = record.logic_crate.is_some();
     // Every file this run restores must be writable, checked before the first write.
     let mut to_write = journal::needing_restore(&places.root, &record.touched);
     if record.wrapped
@@ -83,10 +96,11 @@ pub fn deinit(
             let unwrapped = crate::unwrap::unwrap(&host)?;
             events(Event::Unwrapped(&unwrapped));
         }
-        Some(deps) => release_logic_from_wrap(&places, deps)?,
+        Some(deps) if split => release_logic_from_wrap(&places, deps)?,
+        Some(_) => {}
         None => {}
     }
-    let undone = undo(&places, &record)?;
+    let undone = undo(&places, &record, &record_path)?;
     let mut kept_lock = false;
     if lock_untouched {
         restore_lockfile(&places, &record.lockfile_before, events);
@@ -104,6 +118,7 @@ pub fn deinit(
         places,
         undone,
         kept_lock,
+        split,
     })
 }
 
@@ -127,8 +142,13 @@ fn release_logic_from_wrap(places: &Places, mut deps: Record) -> Result<(), Reco
     Ok(())
 }
 
-/// Restores the modified files and removes the created ones (see the module docs).
-pub fn undo(places: &Places, record: &InitRecord) -> Result<Undone, RecordError> {
+/// Restores the modified files and removes the created ones and the journal at `record_path`
+/// (see the module docs).
+pub fn undo(
+    places: &Places,
+    record: &InitRecord,
+    record_path: &Path,
+) -> Result<Undone, RecordError> {
     let mut undone = Undone::default();
     let how = Restore {
         step: None,
@@ -171,7 +191,7 @@ pub fn undo(places: &Places, record: &InitRecord) -> Result<Undone, RecordError>
         }
         dirs.extend(path.ancestors().skip(1).map(Path::to_path_buf));
     }
-    let _ = std::fs::remove_file(&places.record);
+    let _ = std::fs::remove_file(record_path);
     dirs.retain(|d| d.starts_with(&places.logic_dir) || d.starts_with(&places.runtime_dir));
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
     dirs.dedup();
@@ -201,12 +221,22 @@ fn remove_additions(doc: &mut DocumentMut, places: &Places, original: &str) {
             })
         })
     };
-    if !had(&["dependencies", RUNTIME_PACKAGE])
-        && let Some(deps) = doc
-            .get_mut("dependencies")
-            .and_then(Item::as_table_like_mut)
+    if let Some(deps) = doc
+        .get_mut("dependencies")
+        .and_then(Item::as_table_like_mut)
     {
-        deps.remove(RUNTIME_PACKAGE);
+        if !had(&["dependencies", RUNTIME_PACKAGE]) {
+            deps.remove(RUNTIME_PACKAGE);
+        }
+        let ours = deps
+            .get(HOT_DEPENDENCY)
+            .and_then(Item::as_table_like)
+            .and_then(|t| t.get("package"))
+            .and_then(Item::as_str)
+            == Some(RUNTIME_PACKAGE);
+        if ours && !had(&["dependencies", HOT_DEPENDENCY]) {
+            deps.remove(HOT_DEPENDENCY);
+        }
     }
     let logic = places.rel(&places.logic_dir);
     let runtime = places.rel(&places.runtime_dir);
